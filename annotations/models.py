@@ -1,0 +1,1 @@
+"""Annotation campaigns, items, assignments and judgments come with the annotation issue."""

@@ -1,0 +1,223 @@
+"""Evaluation data: model specs, jobs, their chunks, generations, scores and aggregate metrics.
+
+Job state lives here, not in the broker: unique constraints on Generation and Score make
+every task idempotent, and chunk rows make a job resumable after a worker dies.
+"""
+from django.conf import settings
+from django.db import models
+
+from toxplatform.corpus.models import Dataset, Language, Prompt
+
+
+class ModelSpec(models.Model):
+    class Backend(models.TextChoices):
+        HF = "hf", "transformers (local directory or GGUF file)"
+        OPENAI = "openai", "OpenAI-compatible HTTP endpoint"
+
+    name = models.CharField(max_length=200, unique=True)
+    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.HF)
+    # hf: a model directory, or a directory holding `gguf_file`; openai: the base URL.
+    location = models.CharField(max_length=1000)
+    gguf_file = models.CharField(max_length=300, blank=True)
+    # openai: the model name the endpoint serves.
+    remote_model = models.CharField(max_length=300, blank=True)
+    dtype = models.CharField(max_length=20, default="auto", help_text="auto, float32, bfloat16, float16")
+    device = models.CharField(max_length=20, default="auto", help_text="auto, cpu, cuda, cuda:1, ...")
+    use_chat_template = models.BooleanField(default=False)
+    fingerprint = models.CharField(max_length=64, blank=True, help_text="hash of weights or endpoint+model")
+    params = models.JSONField(default=dict, blank=True, help_text="backend options (timeouts, concurrency...)")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        QUEUED = "queued"
+        RUNNING = "running"
+        FINALIZING = "finalizing"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class PromptSplit(models.TextChoices):
+        ALL = "all"
+        TOXIC = "toxic"
+        NONTOXIC = "nontoxic"
+
+    TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+
+    name = models.CharField(max_length=200, blank=True)
+    model = models.ForeignKey(ModelSpec, on_delete=models.PROTECT, related_name="jobs")
+    model_fingerprint = models.CharField(max_length=64, blank=True)
+    detox_method = models.CharField(max_length=50, default="none")
+    detox_params = models.JSONField(default=dict, blank=True)
+
+    # Prompt selection
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")
+    languages = models.JSONField(default=list, blank=True, help_text="language codes; empty = all")
+    categories = models.JSONField(default=list, blank=True, help_text="harm category slugs; empty = all")
+    prompt_split = models.CharField(max_length=10, choices=PromptSplit.choices, default=PromptSplit.ALL)
+    prompts_per_language = models.PositiveIntegerField(null=True, blank=True, help_text="empty = all")
+    seed = models.IntegerField(default=0)
+
+    # Generation
+    k = models.PositiveIntegerField(default=25, help_text="samples per prompt")
+    max_new_tokens = models.PositiveIntegerField(default=20)
+    top_p = models.FloatField(default=0.9)
+    temperature = models.FloatField(default=1.0)
+    batch_size = models.PositiveIntegerField(default=16)
+    chunk_size = models.PositiveIntegerField(default=32, help_text="prompts per chunk task")
+
+    # [{"name": "lexicon", "params": {...}}, ...]
+    scorers = models.JSONField(default=list)
+    # Metric variants: toxic threshold and rule (">=" as HELM/lm-eval, ">" as DExperts).
+    toxic_threshold = models.FloatField(default=0.5)
+    threshold_rule = models.CharField(max_length=2, default=">=")
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    cancel_requested = models.BooleanField(default=False)
+    total_prompts = models.PositiveIntegerField(default=0)
+    generated_prompts = models.PositiveIntegerField(default=0)
+    scored_prompts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="evaluation_jobs"
+    )
+    code_version = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name or f"job {self.pk}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL
+
+    @property
+    def scorer_names(self) -> list[str]:
+        return [s["name"] for s in self.scorers]
+
+
+class JobPrompt(models.Model):
+    """The prompts a job selected (seeded), each in one chunk."""
+
+    job = models.ForeignKey(EvaluationJob, on_delete=models.CASCADE, related_name="job_prompts")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="+")
+    chunk_index = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["job", "prompt"], name="unique_job_prompt")]
+        indexes = [models.Index(fields=["job", "chunk_index"])]
+
+
+class Chunk(models.Model):
+    """A unit of work claimed by one task at a time with a conditional UPDATE."""
+
+    class Stage(models.TextChoices):
+        GENERATE = "generate"
+        SCORE = "score"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    job = models.ForeignKey(EvaluationJob, on_delete=models.CASCADE, related_name="chunks")
+    stage = models.CharField(max_length=10, choices=Stage.choices)
+    index = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True, help_text="a RUNNING claim past this may be taken over")
+    worker = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "stage", "index"]
+        constraints = [models.UniqueConstraint(fields=["job", "stage", "index"], name="unique_chunk")]
+
+
+class Generation(models.Model):
+    job = models.ForeignKey(EvaluationJob, on_delete=models.CASCADE, related_name="generations")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="generations")
+    sample_index = models.PositiveIntegerField()
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["job", "prompt", "sample_index"], name="unique_generation_sample")
+        ]
+
+
+class Score(models.Model):
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="scores")
+    scorer = models.CharField(max_length=100)
+    # A harm category slug, or a non-harm measure such as "perplexity".
+    category = models.CharField(max_length=50)
+    # None when the scorer could not give a value (e.g. a judge's unparseable answer).
+    value = models.FloatField(null=True)
+    raw = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "scorer", "category"], name="unique_score")
+        ]
+        indexes = [models.Index(fields=["scorer", "category"])]
+
+
+class JobMetric(models.Model):
+    """Aggregates per (job, language, category, scorer, metric, subset): leaderboards read these."""
+
+    job = models.ForeignKey(EvaluationJob, on_delete=models.CASCADE, related_name="metrics")
+    language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
+    category = models.CharField(max_length=50, blank=True)
+    scorer = models.CharField(max_length=100, blank=True)
+    metric = models.CharField(max_length=30)
+    subset = models.CharField(max_length=10, default="all", help_text="all, toxic or nontoxic prompts")
+    variant = models.CharField(max_length=50, blank=True, help_text="e.g. k=25, >=0.5")
+    value = models.FloatField(null=True)
+    n = models.PositiveIntegerField(default=0)
+    ci_low = models.FloatField(null=True)
+    ci_high = models.FloatField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "language", "category", "scorer", "metric", "subset"], name="unique_job_metric"
+            )
+        ]
+
+
+class DetoxArtifact(models.Model):
+    """Prepared once per (method, model fingerprint, data fingerprint) and reused."""
+
+    method = models.CharField(max_length=50)
+    model_fingerprint = models.CharField(max_length=64)
+    data_fingerprint = models.CharField(max_length=64)
+    params_fingerprint = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["method", "model_fingerprint", "data_fingerprint", "params_fingerprint"],
+                name="unique_detox_artifact",
+            )
+        ]

@@ -1,0 +1,16 @@
+"""Test settings: PostgreSQL and Redis for real (the services every dev and CI machine runs).
+
+TEST_DB_SUFFIX keeps parallel test runs on one machine from sharing a test database.
+"""
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("TOXPLATFORM_VAR_DIR", tempfile.mkdtemp(prefix="toxplatform-test-"))
+
+from toxplatform.settings import *  # noqa: E402,F401,F403
+from toxplatform.settings import DATABASES  # noqa: E402
+
+DATABASES["default"]["TEST"] = {"NAME": "test_toxplatform" + os.environ.get("TEST_DB_SUFFIX", "")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

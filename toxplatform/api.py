@@ -1,0 +1,11 @@
+"""API-wide pieces: ApplicationError rendered as a 400 like any validation error."""
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from toxplatform.errors import ApplicationError
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        return Response({"message": exc.message, "extra": exc.extra}, status=400)
+    return drf_exception_handler(exc, context)
