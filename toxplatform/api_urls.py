@@ -1,1 +1,29 @@
-urlpatterns = []
+"""The REST API under /api/: one router that every app registers its viewsets on.
+
+To add an app's endpoints: give the app an `api.py` with a `register(router)` function
+that calls `router.register(prefix, ViewSet, basename=...)`, and list the module in
+API_MODULES. URL names are namespaced: reverse("api:<basename>-list"), "api:<basename>-detail".
+"""
+from importlib import import_module
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+API_MODULES = [
+    "toxplatform.corpus.api",
+    "evaluation.api",
+]
+
+router = DefaultRouter()
+for module_name in API_MODULES:
+    import_module(module_name).register(router)
+
+app_name = "api"
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    *router.urls,
+]

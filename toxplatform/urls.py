@@ -2,10 +2,16 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from toxplatform import health
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="corpus:dataset-list", permanent=False), name="home"),
     path("accounts/", include("toxplatform.accounts.urls")),
     path("corpus/", include("toxplatform.corpus.urls")),
+    path("evaluation/", include("evaluation.urls")),
+    # A short address for readers; the pages live under evaluation/leaderboards/.
+    path("leaderboards/", RedirectView.as_view(pattern_name="evaluation:leaderboard-list", query_string=True)),
     path("api/", include("toxplatform.api_urls")),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
 ]
