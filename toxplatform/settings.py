@@ -111,6 +111,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 # The project package is not an app: its shared CSS/JS is found through this directory.
 STATICFILES_DIRS = [BASE_DIR / "toxplatform" / "static"]
 STORAGES = {

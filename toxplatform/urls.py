@@ -3,9 +3,11 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from toxplatform import health
+from toxplatform.accounts.views import home
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="corpus:dataset-list", permanent=False), name="home"),
+    # Each role lands on its own start page (annotators cannot open the corpus).
+    path("", home, name="home"),
     path("accounts/", include("toxplatform.accounts.urls")),
     path("corpus/", include("toxplatform.corpus.urls")),
     path("evaluation/", include("evaluation.urls")),

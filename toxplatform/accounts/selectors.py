@@ -1,4 +1,7 @@
+from rest_framework.authtoken.models import Token
+
 from toxplatform.accounts.models import Role
+from toxplatform.corpus.models import Language
 
 
 def user_roles(user) -> set[str]:
@@ -11,3 +14,12 @@ def user_roles(user) -> set[str]:
     if not hasattr(user, "_role_names"):
         user._role_names = set(user.groups.values_list("name", flat=True))
     return user._role_names
+
+
+def annotator_languages(user) -> list[Language]:
+    """Languages the user reads as an annotator (empty without a profile)."""
+    return list(Language.objects.filter(annotatorprofile__user=user).order_by("english_name"))
+
+
+def api_token(user) -> Token | None:
+    return Token.objects.filter(user=user).first()

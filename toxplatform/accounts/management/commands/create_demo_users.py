@@ -1,0 +1,40 @@
+"""Create (or reset) the three demo accounts and print their logins and API tokens."""
+from django.core.management.base import BaseCommand, CommandError
+
+from toxplatform.accounts import services
+from toxplatform.accounts.models import Role
+from toxplatform.corpus.selectors import known_language_codes
+from toxplatform.errors import ApplicationError
+
+DEMO_ANNOTATOR_LANGUAGES = ("en", "ar", "de", "hi")
+
+
+class Command(BaseCommand):
+    help = "Create the demo users researcher, annotator and admin (safe to run again)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--password", default="toxplatform-demo", help="password for all three (default: %(default)s)"
+        )
+
+    def handle(self, *args, password: str, **options):
+        languages = known_language_codes(DEMO_ANNOTATOR_LANGUAGES)
+        accounts = [
+            ("researcher", {"role": Role.RESEARCHER}),
+            ("annotator", {"role": Role.ANNOTATOR, "languages": languages}),
+            ("admin", {"superuser": True}),
+        ]
+        rows = []
+        try:
+            for username, extra in accounts:
+                user = services.create_user_with_role(username=username, password=password, **extra)
+                role = "superuser" if user.is_superuser else extra["role"]
+                rows.append((username, role, services.ensure_api_token(user=user).key))
+        except ApplicationError as exc:
+            raise CommandError(str(exc)) from exc
+
+        self.stdout.write(f"Demo users (password: {password}):")
+        for username, role, token in rows:
+            self.stdout.write(f"  {username:<11} {role:<11} API token {token}")
+        if languages:
+            self.stdout.write(f"  annotator reads: {', '.join(languages)}")

@@ -1,0 +1,54 @@
+"""Role checks for pages: anonymous users go to the login page, signed-in users without
+the role get 403 (a redirect to login would loop for someone who is already logged in).
+
+Staff and superusers pass every role check: they run the platform.
+"""
+from functools import wraps
+
+from django.contrib.auth.mixins import AccessMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+
+from toxplatform.accounts.selectors import user_roles
+
+
+def has_any_role(user, roles) -> bool:
+    if not user.is_authenticated:
+        return False
+    if user.is_staff or user.is_superuser:
+        return True
+    return bool(user_roles(user) & set(roles))
+
+
+def role_required(*roles: str):
+    """View decorator: `@role_required(Role.RESEARCHER)`; several roles mean any of them."""
+    if not roles:
+        raise ValueError("role_required needs at least one role")
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not has_any_role(request.user, roles):
+                raise PermissionDenied(f"This page needs the role: {' or '.join(roles)}.")
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+class RoleRequiredMixin(AccessMixin):
+    """The same check for class-based views: set `required_roles = (Role.ANNOTATOR,)`."""
+
+    required_roles: tuple[str, ...] = ()
+
+    def dispatch(self, request, *args, **kwargs):
+        if not self.required_roles:
+            raise ImproperlyConfigured(f"{type(self).__name__} sets no required_roles")
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        if not has_any_role(request.user, self.required_roles):
+            raise PermissionDenied(f"This page needs the role: {' or '.join(self.required_roles)}.")
+        return super().dispatch(request, *args, **kwargs)
