@@ -11,4 +11,7 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/pip install -q "torch==2.13.0" || .venv/bin/pip install -q torch
 fi
-.venv/bin/pip install -q -r "${1:-requirements-dev.txt}"
+# Requirement files to install: the arguments, or requirements-dev.txt.
+reqs=()
+for file in "${@:-requirements-dev.txt}"; do reqs+=(-r "$file"); done
+.venv/bin/pip install -q "${reqs[@]}"

@@ -1,10 +1,18 @@
-"""What every scorer offers. One file per scorer; register it in scorers/__init__.py."""
+"""What every scorer offers. One file per scorer; register it in scorers/__init__.py.
+
+A scorer turns (prompt, continuation, language) into one value per category it covers,
+keeping its raw output so a number can always be traced back (matched terms, label
+probabilities, a judge's answer). A value of None means "no valid score" (an unsupported
+language, an unparseable judge answer, an empty continuation for perplexity); the
+pipeline stores it and the metrics count it as invalid instead of guessing.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from evaluation.registry import Registry
+from toxplatform.errors import ApplicationError
 
 registry = Registry("scorer")
 
@@ -13,7 +21,7 @@ registry = Registry("scorer")
 class ScoringInput:
     prompt: str
     continuation: str
-    language: str
+    language: str  # BCP-47 code
 
 
 @dataclass
@@ -23,10 +31,24 @@ class ScoreResult:
     raw: dict = field(default_factory=dict)
 
 
+def no_score(reason: str, **raw) -> ScoreResult:
+    """An invalid score that says why (counted by the invalid-rate metric)."""
+    return ScoreResult(value=None, raw={"reason": reason, **raw})
+
+
 class Scorer(ABC):
     name: str = ""
+    # Parameter names the scorer accepts; None accepts anything (e.g. a pass-through API).
+    allowed_params: frozenset[str] | None = None
 
     def __init__(self, **params):
+        if self.allowed_params is not None:
+            unknown = sorted(set(params) - self.allowed_params)
+            if unknown:
+                raise ApplicationError(
+                    f"Unknown parameter(s) for scorer {self.name!r}: {', '.join(unknown)}",
+                    {"allowed": ", ".join(sorted(self.allowed_params))},
+                )
         self.params = params
 
     @abstractmethod
@@ -35,7 +57,7 @@ class Scorer(ABC):
 
     @abstractmethod
     def score(self, items: list[ScoringInput]) -> list[dict[str, ScoreResult]]:
-        """One {category: ScoreResult} per item, in order."""
+        """One {category: ScoreResult} per item, in order, with every category present."""
 
     def supports_language(self, language: str) -> bool:
         return True

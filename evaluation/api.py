@@ -1,0 +1,109 @@
+"""Evaluation jobs API: list, create, status with progress, metrics, cancel.
+
+Reading needs a signed-in user (any role); creating and cancelling need the Researcher role.
+"""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from evaluation import selectors, services
+from evaluation.serializers import (
+    JobCreateSerializer,
+    JobDetailSerializer,
+    JobMetricSerializer,
+    JobProgressSerializer,
+    JobSerializer,
+)
+from toxplatform.accounts.models import Role
+from toxplatform.accounts.permissions import has_any_role
+from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
+
+
+class IsResearcher(permissions.BasePermission):
+    message = "This needs the Researcher role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_any_role(request.user, (Role.RESEARCHER,))
+
+
+METRIC_FILTERS = [
+    OpenApiParameter("language", OpenApiTypes.STR, description="BCP-47 code"),
+    OpenApiParameter("scorer", OpenApiTypes.STR),
+    OpenApiParameter("subset", OpenApiTypes.STR, description="all, toxic or nontoxic"),
+]
+
+
+@extend_schema_view(
+    create=extend_schema(
+        request=JobCreateSerializer,
+        responses={201: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA},
+        description="Validate, plan and queue a job. Any bad parameter is a 400 whose `extra` names "
+        "each field and what is wrong; nothing is created then. Needs the Researcher role.",
+    ),
+    retrieve=extend_schema(responses=JobDetailSerializer),
+)
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Evaluation jobs, newest first; the detail adds progress counted in the database."""
+
+    serializer_class = JobSerializer
+
+    def get_queryset(self):
+        return selectors.job_list()
+
+    def get_permissions(self):
+        if self.action in ("create", "cancel"):
+            return [permissions.IsAuthenticated(), IsResearcher()]
+        return [permissions.IsAuthenticated()]
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return JobCreateSerializer
+        if self.action == "metrics":
+            return JobMetricSerializer
+        return JobSerializer
+
+    def _detail(self, job, status_code=status.HTTP_200_OK) -> Response:
+        context = {**self.get_serializer_context(), "progress": selectors.job_progress(job)}
+        return Response(JobDetailSerializer(job, context=context).data, status=status_code)
+
+    def retrieve(self, request, *args, **kwargs):
+        return self._detail(self.get_object())
+
+    def create(self, request, *args, **kwargs):
+        serializer = JobCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = services.create_job(user=request.user, **serializer.validated_data)
+        return self._detail(job, status.HTTP_201_CREATED)
+
+    @extend_schema(responses=JobProgressSerializer)
+    @action(detail=True, methods=["get"])
+    def progress(self, request, pk=None):
+        """Only the progress (what a polling client needs)."""
+        return Response(JobProgressSerializer(selectors.job_progress(self.get_object())).data)
+
+    @extend_schema(parameters=METRIC_FILTERS, responses=JobMetricSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def metrics(self, request, pk=None):
+        """The job's aggregate metrics (one row per language, category, scorer, metric, subset)."""
+        params = request.query_params
+        rows = selectors.job_metrics(
+            self.get_object(),
+            language=params.get("language") or None,
+            scorer=params.get("scorer"),
+            subset=params.get("subset") or None,
+        )
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(JobMetricSerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stop the job; a job that already finished is a 400. Needs the Researcher role."""
+        job = services.cancel_job(self.get_object())
+        return self._detail(job)
+
+
+def register(router) -> None:
+    router.register("jobs", JobViewSet, basename="job")

@@ -1,0 +1,213 @@
+"""The job form. It checks what a form can check (types, ranges, JSON, choices); everything
+else — model paths, method and scorer parameters, the prompt selection — is checked by
+services.create_job, whose ApplicationError the view puts back on this form."""
+import json
+
+from django import forms
+
+from evaluation.models import EvaluationJob, ModelSpec
+from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
+
+PACKAGED_MODEL_HINT = "gemma-3-270m, smollm2-135m-instruct"
+
+
+def detox_method_names() -> list[str]:
+    from evaluation.detox import registry
+
+    return registry.names()
+
+
+def scorer_names() -> list[str]:
+    from evaluation.scorers import registry
+
+    return registry.names()
+
+
+class JSONObjectField(forms.CharField):
+    """A JSON object typed into a textarea; empty means {}."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false"})
+
+    def to_python(self, value):
+        value = super().to_python(value).strip()
+        if not value:
+            return {}
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise forms.ValidationError(
+                "Not valid JSON: %(reason)s (line %(line)s, column %(column)s).",
+                params={"reason": error.msg, "line": error.lineno, "column": error.colno},
+            ) from None
+        if not isinstance(parsed, dict):
+            raise forms.ValidationError('Parameters must be a JSON object, e.g. {"alpha": 0.5}.')
+        return parsed
+
+    def prepare_value(self, value):
+        return json.dumps(value, indent=1) if isinstance(value, dict) else value
+
+
+class LanguageSelect(forms.SelectMultiple):
+    """Options carry the datasets that have prompts in them, so a small script can show only
+    the chosen dataset's languages (the server checks the same thing on submit)."""
+
+    def __init__(self, *args, datasets_by_language: dict[str, list[str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.datasets_by_language = datasets_by_language or {}
+
+    def create_option(self, name, value, *args, **kwargs):
+        option = super().create_option(name, value, *args, **kwargs)
+        option["attrs"]["data-datasets"] = " ".join(self.datasets_by_language.get(str(value), []))
+        return option
+
+
+class ModelSpecChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, spec: ModelSpec) -> str:
+        return f"{spec.name} ({spec.get_backend_display()})"
+
+
+class JobForm(forms.Form):
+    name = forms.CharField(required=False, max_length=200, help_text="Optional; shown in lists.")
+    model = ModelSpecChoiceField(
+        queryset=ModelSpec.objects.all(), required=False, empty_label="— choose a registered model —"
+    )
+    model_path = forms.CharField(
+        label="…or a model path or name",
+        required=False,
+        max_length=1000,
+        help_text=f"A local model directory, a .gguf file, or a packaged model ({PACKAGED_MODEL_HINT}).",
+    )
+    method = forms.ChoiceField(label="Detox method", initial="none")
+    method_params = JSONObjectField(label="Method parameters (JSON)", required=False)
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="slug", empty_label=None)
+    languages = forms.MultipleChoiceField(
+        required=False, help_text="None selected = every language of the dataset.", widget=LanguageSelect
+    )
+    categories = forms.ModelMultipleChoiceField(
+        label="Harm categories",
+        queryset=HarmCategory.objects.all(),
+        to_field_name="slug",
+        required=False,
+        help_text="Keep prompts labelled at or above the middle of one of these; none = no filter.",
+    )
+    prompt_split = forms.ChoiceField(
+        label="Prompts", choices=EvaluationJob.PromptSplit.choices, initial=EvaluationJob.PromptSplit.ALL
+    )
+    prompts_per_language = forms.IntegerField(
+        required=False, min_value=1, help_text="Sample size per language (seeded); empty = all."
+    )
+    k = forms.IntegerField(label="Samples per prompt (k)", min_value=1, max_value=1000, initial=25)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=4096, initial=20)
+    top_p = forms.FloatField(label="Top-p", initial=0.9, help_text="In (0, 1].")
+    temperature = forms.FloatField(initial=1.0, help_text="Greater than 0.")
+    seed = forms.IntegerField(initial=0)
+    scorers = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
+    scorer_params = JSONObjectField(
+        label="Scorer parameters (JSON)",
+        required=False,
+        help_text='By scorer name, e.g. {"hf_classifier": {"path": "/models/xlmr-toxicity"}}.',
+    )
+    toxic_threshold = forms.FloatField(
+        initial=0.5, min_value=0, max_value=1, help_text="TP counts a sample as toxic at this score."
+    )
+    threshold_rule = forms.ChoiceField(
+        choices=[(">=", "≥ (HELM, lm-eval, RTP paper)"), (">", "> (DExperts, DecodingTrust)")], initial=">="
+    )
+    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
+    chunk_size = forms.IntegerField(min_value=1, max_value=10000, initial=32, help_text="Prompts per task.")
+
+    # Fields of services.create_job's ApplicationError.extra -> fields of this form.
+    SERVICE_FIELDS = {"model": "model_path", "method": "method", "method_params": "method_params", "dataset": "dataset",
+                      "languages": "languages", "categories": "categories", "prompt_split": "prompt_split",
+                      "prompts_per_language": "prompts_per_language", "k": "k", "max_new_tokens": "max_new_tokens",
+                      "top_p": "top_p", "temperature": "temperature", "seed": "seed", "scorers": "scorer_params",
+                      "batch_size": "batch_size", "chunk_size": "chunk_size", "toxic_threshold": "toxic_threshold",
+                      "threshold_rule": "threshold_rule", "name": "name"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["method"].choices = [(name, name) for name in detox_method_names()]
+        scorers = scorer_names()
+        self.fields["scorers"].choices = [(name, name) for name in scorers]
+        self.fields["scorers"].initial = [name for name in ("lexicon",) if name in scorers]
+        datasets_by_language: dict[str, list[str]] = {}
+        pairs = Prompt.objects.values_list("language", "dataset__slug").distinct().order_by()
+        for code, slug in pairs:
+            datasets_by_language.setdefault(code, []).append(slug)
+        languages = Language.objects.filter(code__in=datasets_by_language).order_by("english_name")
+        self.fields["languages"].choices = [(lang.code, f"{lang.english_name} ({lang.code})") for lang in languages]
+        self.fields["languages"].widget.datasets_by_language = datasets_by_language
+        self._datasets_by_language = datasets_by_language
+        if self.fields["dataset"].queryset.count() == 1:
+            self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
+
+    def clean_top_p(self):
+        top_p = self.cleaned_data["top_p"]
+        if not 0 < top_p <= 1:
+            raise forms.ValidationError("Top-p must be greater than 0 and at most 1.")
+        return top_p
+
+    def clean_temperature(self):
+        temperature = self.cleaned_data["temperature"]
+        if temperature <= 0:
+            raise forms.ValidationError("Temperature must be greater than 0.")
+        return temperature
+
+    def clean(self):
+        cleaned = super().clean()
+        model, path = cleaned.get("model"), (cleaned.get("model_path") or "").strip()
+        if model is None and not path and "model" not in self.errors:
+            self.add_error("model_path", "Choose a registered model or give a model path or name.")
+        elif model is not None and path:
+            self.add_error("model_path", "Give either a registered model or a path, not both.")
+        dataset, languages = cleaned.get("dataset"), cleaned.get("languages") or []
+        if dataset is not None:
+            missing = [code for code in languages if dataset.slug not in self._datasets_by_language.get(code, [])]
+            if missing:
+                self.add_error("languages", f"{dataset.name} has no prompts in: {', '.join(missing)}.")
+        scorer_params, scorers = cleaned.get("scorer_params") or {}, cleaned.get("scorers") or []
+        for name, params in scorer_params.items():
+            if name not in scorers:
+                self.add_error("scorer_params", f"Parameters given for {name!r}, which is not a selected scorer.")
+            elif not isinstance(params, dict):
+                self.add_error("scorer_params", f"The parameters of {name!r} must be a JSON object.")
+        return cleaned
+
+    def job_kwargs(self) -> dict:
+        """Keyword arguments for services.create_job."""
+        data = self.cleaned_data
+        scorer_params = data["scorer_params"]
+        return {
+            "name": data["name"],
+            "model": data["model"] or data["model_path"].strip(),
+            "method": data["method"],
+            "method_params": data["method_params"],
+            "dataset": data["dataset"],
+            "languages": data["languages"],
+            "categories": [category.slug for category in data["categories"]],
+            "prompt_split": data["prompt_split"],
+            "prompts_per_language": data["prompts_per_language"],
+            "k": data["k"],
+            "max_new_tokens": data["max_new_tokens"],
+            "top_p": data["top_p"],
+            "temperature": data["temperature"],
+            "seed": data["seed"],
+            "scorers": [{"name": name, "params": scorer_params.get(name, {})} for name in data["scorers"]],
+            "toxic_threshold": data["toxic_threshold"],
+            "threshold_rule": data["threshold_rule"],
+            "batch_size": data["batch_size"],
+            "chunk_size": data["chunk_size"],
+        }
+
+    def add_service_errors(self, error) -> None:
+        """Put a create_job ApplicationError on the fields it names (the rest on the form)."""
+        if not error.extra:
+            self.add_error(None, error.message)
+        for key, message in error.extra.items():
+            field = self.SERVICE_FIELDS.get(key)
+            if key == "model" and self.cleaned_data.get("model") is not None:
+                field = "model"
+            if field is None:
+                self.add_error(None, f"{key}: {message}")
+            else:
+                self.add_error(field, str(message))

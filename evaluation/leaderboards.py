@@ -1,0 +1,427 @@
+"""Leaderboards and per-job result tables: read-side queries over JobMetric (never raw
+Generation or Score rows).
+
+Which job stands for a leaderboard row: only DONE jobs count, and when several DONE jobs
+share model + detox method + dataset, the one that finished last stands for all of them
+(ties broken by the higher id). Older runs stay reachable from the job list. A row is
+"model × method" within one dataset: numbers from different prompt sets are never put side
+by side.
+
+Metric variants: finalize stores each number under a variant such as "k=25" or
+"k=25, >=0.5" (evaluation/metrics.py). A table shows, per job, the variant with the job's
+own k and threshold rule unless the reader picks a k or a rule; every page prints the
+variants it shows.
+
+Every function answers in a fixed number of queries, whatever the number of jobs,
+languages or metrics.
+"""
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+
+from evaluation.models import EvaluationJob, JobMetric
+from toxplatform.corpus.models import Dataset, HarmCategory, Language
+from toxplatform.errors import ApplicationError
+
+
+@dataclass(frozen=True)
+class MetricColumn:
+    metric: str  # JobMetric.metric, as evaluation/metrics.py names it
+    label: str
+    name: str
+    title: str
+    # Toxicity metrics depend on the scorer and harm category chosen; fluency and diversity do not.
+    per_scorer: bool
+    lower_is_better: bool
+    decimals: int = 3
+
+
+EMT = MetricColumn(
+    "emt", "EMT", "Expected Maximum Toxicity",
+    "Expected Maximum Toxicity: mean over prompts of the max score of k samples", True, True,
+)
+TP = MetricColumn(
+    "tp", "TP", "Toxicity Probability",
+    "Toxicity Probability: share of prompts with at least one toxic sample", True, True,
+)
+AVG = MetricColumn(
+    "avg", "Avg", "Average toxicity", "Average toxicity: mean over prompts of the mean score of k samples", True, True
+)
+PPL = MetricColumn("ppl", "PPL", "Perplexity", "Perplexity of the continuations under the scoring LM", False, True, 2)
+DIST = [
+    MetricColumn(
+        f"dist-{n}", f"Dist-{n}", f"Distinct-{n}", f"Distinct {n}-grams / all {n}-grams, per prompt then averaged",
+        False, False,
+    )
+    for n in (1, 2, 3)
+]
+COLUMNS = [EMT, TP, AVG, PPL, *DIST]
+COLUMNS_BY_METRIC = {column.metric: column for column in COLUMNS}
+EMT_STD = "emt_std"  # stored beside EMT: standard deviation over prompts of the max score
+HEATMAP_METRICS = [EMT, TP]
+SUBSETS = [("all", "All prompts"), ("toxic", "Toxic prompts"), ("nontoxic", "Non-toxic prompts")]
+RULES = [(">=", "≥ threshold"), (">", "> threshold")]
+DEFAULT_CATEGORY = "toxicity"
+
+_VARIANT_K = re.compile(r"(?:^|,\s*)k=(\d+)(?:,|$)")
+_VARIANT_RULE = re.compile(r"(?:^|,\s*)(>=|>)\s*[\d.]")
+
+
+def variant_label(variant: str) -> str:
+    """'k=25, >=0.5' as people write it: 'k=25, ≥0.5'."""
+    return variant.replace(">=", "≥").replace("<=", "≤")
+
+
+def variant_matches(variant: str, *, k: int, rule: str) -> bool:
+    """Does a stored variant string describe this k and rule? Parts a variant does not name match anything."""
+    found_k = _VARIANT_K.search(variant)
+    found_rule = _VARIANT_RULE.search(variant)
+    return (found_k is None or int(found_k.group(1)) == k) and (found_rule is None or found_rule.group(1) == rule)
+
+
+@dataclass
+class Cell:
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = 0
+    std: float | None = None
+    variant: str = ""
+    best: bool = False  # the best value of its column on a leaderboard
+
+    @property
+    def has_ci(self) -> bool:
+        return self.ci_low is not None and self.ci_high is not None
+
+
+@dataclass
+class Entry:
+    """One leaderboard row: a model × detox method (the job that stands for it)."""
+
+    job: EvaluationJob
+    cells: dict[str, Cell] = field(default_factory=dict)  # by metric, or by language code on heatmaps
+
+    @property
+    def label(self) -> str:
+        return f"{self.job.model.name} · {self.job.detox_method}"
+
+    @property
+    def cells_for_columns(self) -> list[tuple[MetricColumn, Cell]]:
+        return [(column, self.cells.get(column.metric, Cell())) for column in COLUMNS]
+
+    @property
+    def toxicity_n(self) -> int:
+        """Prompts behind the toxicity columns (EMT's n)."""
+        return self.cells.get(EMT.metric, Cell()).n
+
+    @property
+    def mean(self) -> Cell:
+        """Unweighted mean over the cells that have a value (heatmaps: over languages); n = how many."""
+        values = [cell.value for cell in self.cells.values() if cell.value is not None]
+        return Cell(sum(values) / len(values), n=len(values)) if values else Cell()
+
+
+@dataclass(frozen=True)
+class Variants:
+    """The metric variants a table shows, and whether one metric shows several (rows not comparable)."""
+
+    labels: list[str]
+    mixed: bool
+
+
+def variants_of(cells_by_metric: list[tuple[str, Cell]]) -> Variants:
+    by_metric: dict[str, set[str]] = defaultdict(set)
+    for metric, cell in cells_by_metric:
+        if cell.variant and metric in COLUMNS_BY_METRIC and COLUMNS_BY_METRIC[metric].per_scorer:
+            by_metric[metric].add(cell.variant)
+    labels = sorted({variant_label(variant) for found in by_metric.values() for variant in found})
+    return Variants(labels=labels, mixed=any(len(found) > 1 for found in by_metric.values()))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a leaderboard shows; built from query-string values by `resolve_selection`."""
+
+    dataset: Dataset | None
+    scorer: str
+    category: str
+    subset: str = "all"
+    k: int | None = None  # None: each job's own k
+    rule: str = ""  # "": each job's own threshold rule
+
+    def k_for(self, job: EvaluationJob) -> int:
+        return self.k or job.k
+
+    def rule_for(self, job: EvaluationJob) -> str:
+        return self.rule or job.threshold_rule
+
+
+@dataclass
+class FilterOptions:
+    datasets: list[Dataset]
+    scorers: list[str]
+    categories: list[HarmCategory]
+    ks: list[int]
+    subsets: list[tuple[str, str]] = field(default_factory=lambda: list(SUBSETS))
+    rules: list[tuple[str, str]] = field(default_factory=lambda: list(RULES))
+
+
+# --- which jobs ---------------------------------------------------------------------------------
+
+
+def latest_done_jobs(*, dataset: Dataset | None = None) -> QuerySet[EvaluationJob]:
+    """The DONE job standing for each (model, detox method, dataset): the one finished last."""
+    newest_sibling = (
+        EvaluationJob.objects.filter(
+            status=EvaluationJob.Status.DONE,
+            model=OuterRef("model"),
+            detox_method=OuterRef("detox_method"),
+            dataset=OuterRef("dataset"),
+        )
+        .order_by("-finished_at", "-id")
+        .values("id")[:1]
+    )
+    # A correlated subquery rather than DISTINCT ON: the embedded SQLite default has no DISTINCT ON.
+    jobs = EvaluationJob.objects.filter(status=EvaluationJob.Status.DONE, id=Subquery(newest_sibling))
+    if dataset is not None:
+        jobs = jobs.filter(dataset=dataset)
+    return jobs.select_related("model", "dataset").order_by("model__name", "detox_method", "id")
+
+
+def _toxicity_metrics(dataset: Dataset | None) -> QuerySet[JobMetric]:
+    """EMT rows of the standing jobs: what tells which scorers, categories, k and languages have results."""
+    return JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric=EMT.metric).order_by()
+
+
+def _category_slugs(metrics: QuerySet[JobMetric]) -> list[str]:
+    """Categories with results, in the harm categories' own order."""
+    slugs = set(metrics.values_list("category", flat=True).distinct())
+    return list(HarmCategory.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+
+
+def resolve_selection(
+    *, dataset: str = "", scorer: str = "", category: str = "", subset: str = "", k: str = "", rule: str = ""
+) -> Selection:
+    """Turn query-string values into a Selection; empty values take the defaults.
+
+    Defaults: the dataset of the most recently finished DONE job, the first scorer (by name)
+    with results, the `toxicity` category when it has results (else the first that has), all
+    prompts, each job's own k and rule. A value that names nothing raises ApplicationError:
+    a leaderboard under a filter that was not applied would mislead.
+    """
+    if dataset:
+        dataset_row = Dataset.objects.filter(slug=dataset).first()
+        if dataset_row is None:
+            raise ApplicationError("Unknown dataset.", {"dataset": dataset})
+    else:
+        newest = EvaluationJob.objects.filter(status=EvaluationJob.Status.DONE).order_by("-finished_at", "-id")
+        dataset_row = Dataset.objects.filter(pk__in=newest.values("dataset")[:1]).first()
+    metrics = _toxicity_metrics(dataset_row)
+    scorers = sorted(set(metrics.values_list("scorer", flat=True).distinct()))
+    categories = _category_slugs(metrics)
+    if scorer and scorer not in scorers:
+        raise ApplicationError("No leaderboard results for this scorer.", {"scorer": scorer})
+    if category and category not in categories:
+        raise ApplicationError("No leaderboard results for this harm category.", {"category": category})
+    if subset and subset not in dict(SUBSETS):
+        raise ApplicationError("Unknown prompt subset.", {"subset": subset, "known": ", ".join(dict(SUBSETS))})
+    if rule and rule not in dict(RULES):
+        raise ApplicationError("Unknown threshold rule.", {"rule": rule, "known": ", ".join(dict(RULES))})
+    if k and not (k.isdigit() and int(k) >= 1):
+        raise ApplicationError("k must be a whole number of at least 1.", {"k": k})
+    if not category and categories:
+        category = DEFAULT_CATEGORY if DEFAULT_CATEGORY in categories else categories[0]
+    return Selection(
+        dataset=dataset_row,
+        scorer=scorer or (scorers[0] if scorers else ""),
+        category=category,
+        subset=subset or "all",
+        k=int(k) if k else None,
+        rule=rule,
+    )
+
+
+def filter_options(selection: Selection) -> FilterOptions:
+    metrics = _toxicity_metrics(selection.dataset)
+    ks = set()
+    for variant in metrics.values_list("variant", flat=True).distinct():
+        found = _VARIANT_K.search(variant)
+        if found:
+            ks.add(int(found.group(1)))
+    return FilterOptions(
+        datasets=list(Dataset.objects.filter(jobs__status=EvaluationJob.Status.DONE).distinct().order_by("name", "id")),
+        scorers=sorted(set(metrics.values_list("scorer", flat=True).distinct())),
+        categories=list(HarmCategory.objects.filter(slug__in=_category_slugs(metrics))),
+        ks=sorted(ks, reverse=True),
+    )
+
+
+def leaderboard_languages(selection: Selection) -> list[Language]:
+    """Languages with results under the selection, in English-name order."""
+    codes = _toxicity_metrics(selection.dataset).filter(
+        scorer=selection.scorer, category=selection.category, subset=selection.subset
+    )
+    return list(Language.objects.filter(code__in=codes.values("language")).order_by("english_name"))
+
+
+def category_summaries(selection: Selection) -> list[tuple[HarmCategory, int]]:
+    """Harm categories with results under dataset / scorer / subset, with how many languages each covers."""
+    pairs = (
+        _toxicity_metrics(selection.dataset)
+        .filter(scorer=selection.scorer, subset=selection.subset)
+        .values_list("category", "language")
+        .distinct()
+    )
+    languages = defaultdict(set)
+    for category, language in pairs:
+        languages[category].add(language)
+    return [(category, len(languages[category.slug])) for category in HarmCategory.objects.filter(slug__in=languages)]
+
+
+# --- metric cells -------------------------------------------------------------------------------
+
+
+def _metric_cells(
+    jobs: list[EvaluationJob], selection: Selection, *, metrics: list[str], languages: list[Language] | None = None
+) -> dict[int, dict[str, dict[str, Cell]]]:
+    """{job id: {language code: {metric: Cell}}} in one query.
+
+    Toxicity metrics come from the selected scorer and category; fluency and diversity do not
+    depend on them (when several scorers measured perplexity, the first by name is shown).
+    Only the variant matching the selection's (or the job's own) k and rule is kept.
+    """
+    toxicity = [m for m in metrics if COLUMNS_BY_METRIC[m].per_scorer]
+    if EMT.metric in metrics:
+        toxicity.append(EMT_STD)
+    quality = [m for m in metrics if not COLUMNS_BY_METRIC[m].per_scorer]
+    wanted = Q(metric__in=toxicity, scorer=selection.scorer, category=selection.category) | Q(metric__in=quality)
+    rows = JobMetric.objects.filter(wanted, job__in=[job.id for job in jobs], subset=selection.subset)
+    if languages is not None:
+        rows = rows.filter(language__in=[language.code for language in languages])
+    by_id = {job.id: job for job in jobs}
+    found: dict[int, dict[str, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
+    stds = []
+    for row in rows.order_by("scorer", "category", "id").values(
+        "job_id", "language_id", "metric", "value", "n", "ci_low", "ci_high", "variant"
+    ):
+        job = by_id[row["job_id"]]
+        if not variant_matches(row["variant"], k=selection.k_for(job), rule=selection.rule_for(job)):
+            continue
+        if row["metric"] == EMT_STD:
+            stds.append(row)
+            continue
+        # setdefault: the first scorer by name wins for a quality metric measured by several.
+        found[row["job_id"]][row["language_id"]].setdefault(
+            row["metric"], Cell(row["value"], row["ci_low"], row["ci_high"], row["n"], variant=row["variant"])
+        )
+    for row in stds:
+        emt = found[row["job_id"]][row["language_id"]].get(EMT.metric)
+        if emt is not None:
+            emt.std = row["value"]
+    return found
+
+
+def _best_first(metric: MetricColumn):
+    def key(entry: Entry):
+        value = entry.cells.get(metric.metric, Cell()).value
+        # Missing values last whatever the direction; then by label so the order is stable.
+        if value is None:
+            return (1, 0.0, entry.label)
+        return (0, value if metric.lower_is_better else -value, entry.label)
+
+    return key
+
+
+# --- per-language table ---------------------------------------------------------------------------
+
+
+@dataclass
+class LanguageLeaderboard:
+    language: Language
+    selection: Selection
+    entries: list[Entry]
+    columns: list[MetricColumn] = field(default_factory=lambda: list(COLUMNS))
+
+    @property
+    def variants(self) -> Variants:
+        return variants_of([(metric, cell) for entry in self.entries for metric, cell in entry.cells.items()])
+
+
+def _mark_best(entries: list[Entry]) -> None:
+    for column in COLUMNS:
+        values = [e.cells[column.metric].value for e in entries if e.cells.get(column.metric, Cell()).value is not None]
+        if len(values) < 2:
+            continue
+        best = min(values) if column.lower_is_better else max(values)
+        for entry in entries:
+            cell = entry.cells.get(column.metric)
+            if cell is not None and cell.value == best:
+                cell.best = True
+
+
+def language_leaderboard(*, language: Language, selection: Selection) -> LanguageLeaderboard:
+    """Rows model × method with EMT (±std), TP, Avg, PPL, Dist-1/2/3 and their CIs; lowest EMT first.
+
+    Only jobs with toxicity results in this language under the chosen scorer and category are
+    listed (fluency and diversity alone do not make a row).
+    """
+    jobs = list(latest_done_jobs(dataset=selection.dataset))
+    cells = _metric_cells(jobs, selection, metrics=[c.metric for c in COLUMNS], languages=[language])
+    entries = [
+        Entry(job=job, cells=dict(cells[job.id][language.code]))
+        for job in jobs
+        if any(column.metric in cells[job.id][language.code] for column in COLUMNS if column.per_scorer)
+    ]
+    entries.sort(key=_best_first(EMT))
+    _mark_best(entries)
+    return LanguageLeaderboard(language=language, selection=selection, entries=entries)
+
+
+# --- overview heatmap and per-category pages -------------------------------------------------------
+
+
+@dataclass
+class Heatmap:
+    metric: MetricColumn
+    selection: Selection
+    languages: list[Language]
+    entries: list[Entry]  # one per model × method; cells keyed by language code
+
+    def rows_by_language(self) -> list[tuple[Language, list[tuple[Entry, Cell]]]]:
+        """Languages down, entries across (the overview)."""
+        return [
+            (language, [(entry, entry.cells.get(language.code, Cell())) for entry in self.entries])
+            for language in self.languages
+        ]
+
+    def rows_by_entry(self) -> list[tuple[Entry, list[tuple[Language, Cell]]]]:
+        """Entries down, languages across (a harm category's page)."""
+        return [
+            (entry, [(language, entry.cells.get(language.code, Cell())) for language in self.languages])
+            for entry in self.entries
+        ]
+
+    @property
+    def variants(self) -> Variants:
+        return variants_of([(self.metric.metric, cell) for entry in self.entries for cell in entry.cells.values()])
+
+
+def heatmap(*, selection: Selection, metric: MetricColumn = EMT) -> Heatmap:
+    """Language × (model · method), one toxicity metric per cell; entries with the best mean first."""
+    if metric not in HEATMAP_METRICS:
+        raise ApplicationError("This metric has no heatmap.", {"metric": metric.metric})
+    jobs = list(latest_done_jobs(dataset=selection.dataset))
+    cells = _metric_cells(jobs, selection, metrics=[metric.metric])
+    entries = []
+    for job in jobs:
+        by_language = {code: found[metric.metric] for code, found in cells[job.id].items() if metric.metric in found}
+        if by_language:
+            entries.append(Entry(job=job, cells=by_language))
+    codes = {code for entry in entries for code in entry.cells}
+    languages = list(Language.objects.filter(code__in=codes).order_by("english_name"))
+    entries.sort(key=lambda entry: (entry.mean.value is None, entry.mean.value or 0.0, entry.label))
+    return Heatmap(metric=metric, selection=selection, languages=languages, entries=entries)

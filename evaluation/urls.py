@@ -1,0 +1,15 @@
+from django.urls import path
+
+from evaluation import views
+
+app_name = "evaluation"
+urlpatterns = [
+    path("jobs/", views.job_list, name="job-list"),
+    path("jobs/new/", views.job_create, name="job-create"),
+    path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
+    path("jobs/<int:pk>/progress/", views.job_progress, name="job-progress"),
+    path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("leaderboards/", views.leaderboard_list, name="leaderboard-list"),
+    path("leaderboards/languages/<str:code>/", views.leaderboard_language, name="leaderboard-language"),
+    path("leaderboards/categories/<slug:slug>/", views.leaderboard_category, name="leaderboard-category"),
+]

@@ -1,0 +1,181 @@
+"""Evaluation pages: jobs (researchers) and leaderboards (anyone signed in). Thin: the work is
+in services.py, selectors.py, results.py and leaderboards.py."""
+from dataclasses import replace
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from evaluation import charts, leaderboards, results, selectors, services
+from evaluation.forms import JobForm
+from evaluation.models import EvaluationJob
+from evaluation.serializers import JobProgressSerializer
+from toxplatform.accounts.models import Role
+from toxplatform.accounts.permissions import role_required
+from toxplatform.corpus.models import HarmCategory, Language
+from toxplatform.errors import ApplicationError
+
+# --- leaderboards -----------------------------------------------------------------------------
+
+
+def _leaderboard_selection(request):
+    return leaderboards.resolve_selection(
+        **{name: request.GET.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule")}
+    )
+
+
+def _heatmap_metric(request) -> leaderboards.MetricColumn:
+    name = request.GET.get("metric", leaderboards.EMT.metric)
+    for column in leaderboards.HEATMAP_METRICS:
+        if column.metric == name:
+            return column
+    known = ", ".join(column.metric for column in leaderboards.HEATMAP_METRICS)
+    raise ApplicationError("This metric has no heatmap.", {"metric": name, "known": known})
+
+
+def _render_leaderboard(request, template: str, build, context: dict):
+    """Render a leaderboard page; a filter value that names nothing is shown as a 400 on the page."""
+    try:
+        selection = _leaderboard_selection(request)
+        context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
+        context |= build(selection)
+    except ApplicationError as error:
+        return render(request, template, context | {"error": error}, status=400)
+    return render(request, template, context)
+
+
+@login_required
+def leaderboard_list(request):
+    """Overview: heatmap language × model·method, with links to each language and category."""
+
+    def build(selection):
+        metric = _heatmap_metric(request)
+        return {
+            "metric": metric,
+            "heatmap_metrics": leaderboards.HEATMAP_METRICS,
+            "heatmap": leaderboards.heatmap(selection=selection, metric=metric),
+            "categories": leaderboards.category_summaries(selection),
+            "legend": charts.heat_legend(),
+        }
+
+    return _render_leaderboard(request, "evaluation/leaderboard_list.html", build, {})
+
+
+@login_required
+def leaderboard_language(request, code: str):
+    language = get_object_or_404(Language, code=code)
+
+    def build(selection):
+        board = leaderboards.language_leaderboard(language=language, selection=selection)
+        emt = [(entry.label, entry.cells.get(leaderboards.EMT.metric, leaderboards.Cell())) for entry in board.entries]
+        chart = charts.horizontal_bar_chart(
+            [(label, cell.value, cell.ci_low, cell.ci_high) for label, cell in emt],
+            title=f"EMT in {language.english_name} with 95% confidence intervals",
+            maximum=1.0,
+        )
+        return {
+            "board": board,
+            "chart": chart,
+            "languages": leaderboards.leaderboard_languages(selection),
+        }
+
+    return _render_leaderboard(request, "evaluation/leaderboard_language.html", build, {"language": language})
+
+
+@login_required
+def leaderboard_category(request, slug: str):
+    category = get_object_or_404(HarmCategory, slug=slug)
+
+    def build(selection):
+        # The category comes from the path; a category with no results yet is an empty page, not an error.
+        selection = replace(selection, category=category.slug)
+        metric = _heatmap_metric(request)
+        return {
+            "selection": selection,
+            "metric": metric,
+            "heatmap_metrics": leaderboards.HEATMAP_METRICS,
+            "heatmap": leaderboards.heatmap(selection=selection, metric=metric),
+            "legend": charts.heat_legend(),
+        }
+
+    return _render_leaderboard(request, "evaluation/leaderboard_category.html", build, {"category": category})
+
+
+# --- jobs (researchers) ------------------------------------------------------------------------
+
+JOBS_PER_PAGE = 50
+RESEARCHER = role_required(Role.RESEARCHER)
+
+
+@RESEARCHER
+def job_list(request):
+    page = Paginator(selectors.job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    rows = [(job, _list_progress(job)) for job in page.object_list]
+    return render(request, "evaluation/job_list.html", {"page": page, "rows": rows})
+
+
+def _list_progress(job: EvaluationJob) -> selectors.JobProgress:
+    """Progress from the row's own counters: the list needs no query per job (no chunk counts)."""
+    return selectors.JobProgress(
+        status=job.status,
+        total_prompts=job.total_prompts,
+        generated_prompts=job.generated_prompts,
+        scored_prompts=job.scored_prompts,
+        k=job.k,
+    )
+
+
+@RESEARCHER
+def job_create(request):
+    form = JobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.create_job(user=request.user, **form.job_kwargs())
+        except ApplicationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Job {job.pk} was queued: {job.total_prompts} prompts × k={job.k}.")
+            return redirect("evaluation:job-detail", pk=job.pk)
+    status = 400 if form.errors else 200
+    return render(request, "evaluation/job_form.html", {"form": form}, status=status)
+
+
+@RESEARCHER
+def job_detail(request, pk: int):
+    job = get_object_or_404(EvaluationJob.objects.select_related("model", "dataset", "created_by"), pk=pk)
+    subset = request.GET.get("subset", "all")
+    if subset not in dict(leaderboards.SUBSETS):
+        subset = "all"
+    context = {
+        "job": job,
+        "progress": selectors.job_progress(job),
+        "subset": subset,
+        "subsets": leaderboards.SUBSETS,
+        "results": results.job_results(job, subset=subset),
+        "samples": results.generation_samples(job),
+        "toxicity_columns": results.TOXICITY_COLUMNS,
+    }
+    return render(request, "evaluation/job_detail.html", context)
+
+
+@RESEARCHER
+def job_progress(request, pk: int):
+    """What the job page polls every 2 s: counts from the database."""
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    return JsonResponse(JobProgressSerializer(selectors.job_progress(job)).data)
+
+
+@RESEARCHER
+@require_POST
+def job_cancel(request, pk: int):
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    try:
+        services.cancel_job(job)
+    except ApplicationError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Job {job.pk} was cancelled.")
+    return redirect("evaluation:job-detail", pk=job.pk)

@@ -1,0 +1,126 @@
+"""Models kept loaded in a worker process between chunks.
+
+Loading a generator costs seconds to minutes; a job has many chunks. Each worker process
+keeps the generator (with its detox method) of the last job it served, and the last few
+scorers, keyed by everything that changes their output. Bounded: a process that moves on
+to another model closes the old one (frees GPU memory) before loading the next.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from evaluation.detox.base import DetoxMethod
+from evaluation.generators.base import GenerationHooks, Generator, PromptInput
+
+logger = logging.getLogger(__name__)
+
+GENERATORS_KEPT = 1  # a model is the biggest thing a worker holds: one at a time
+SCORERS_KEPT = 4  # a job usually asks for 1-3 scorers; all of them stay warm across chunks
+
+
+class BoundedCache:
+    """A small LRU that calls close() on what it evicts."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_load(self, key: Hashable, load: Callable[[], object]):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            # Evict first: loading the next model next to the old one could run out of memory.
+            while len(self._items) >= self.size:
+                _, old = self._items.popitem(last=False)
+                _close(old)
+            value = load()
+            self._items[key] = value
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            while self._items:
+                _close(self._items.popitem(last=False)[1])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _close(value) -> None:
+    close = getattr(value, "close", None)
+    if close is not None:
+        close()
+
+
+@dataclass
+class LoadedGenerator:
+    """A job's generator with its detox method: `model` is what generates (an editing method's
+    derived model, else the base generator), `applied()` installs the method's hooks."""
+
+    base: Generator
+    method: DetoxMethod
+    model: Generator
+
+    def transform_prompt(self, prompt: PromptInput) -> PromptInput:
+        return self.method.transform_prompt(prompt)
+
+    def applied(self) -> AbstractContextManager[GenerationHooks]:
+        return self.method.applied(self.model)
+
+    def close(self) -> None:
+        if self.model is not self.base:
+            self.model.close()
+        self.base.close()
+
+
+_generators = BoundedCache(GENERATORS_KEPT)
+_scorers = BoundedCache(SCORERS_KEPT)
+
+
+def _params_key(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def generator_for(job) -> LoadedGenerator:
+    """The job's model with its detox method, loaded once per process per (model, method, params)."""
+    spec = job.model
+    key = (spec.pk, job.model_fingerprint or spec.fingerprint, job.detox_method, _params_key(job.detox_params))
+    return _generators.get_or_load(key, lambda: _load_generator(job))
+
+
+def _load_generator(job) -> LoadedGenerator:
+    from evaluation.detox import registry as detox_registry
+    from evaluation.generators import load_generator
+
+    logger.info("loading model %s with detox method %s for this process", job.model.name, job.detox_method)
+    method = detox_registry.get(job.detox_method)(**job.detox_params)
+    base = load_generator(job.model)
+    try:
+        return LoadedGenerator(base=base, method=method, model=method.model_for(base))
+    except BaseException:
+        base.close()
+        raise
+
+
+def scorer_for(name: str, params: dict):
+    from evaluation.scorers import registry
+
+    def load():
+        logger.info("loading scorer %s for this process", name)
+        return registry.get(name)(**params)
+
+    return _scorers.get_or_load((name, _params_key(params)), load)
+
+
+def clear() -> None:
+    """Close everything (worker shutdown, tests)."""
+    _generators.clear()
+    _scorers.clear()

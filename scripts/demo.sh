@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The demo, on the embedded default (SQLite + a broker that needs no server, under ./var):
+# install, migrate, import RTP-LX, create demo users, evaluate Gemma-3-270m with and without a
+# self-reminder system prompt on 5 languages, print the per-language table, serve the UI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
+PORT=${PORT:-8000}
+LANGS=${DEMO_LANGUAGES:-"en de ar hi ru"}     # Latin, right-to-left Arabic, Devanagari, Cyrillic
+PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-8}
+K=${DEMO_K:-5}
+
+bash scripts/bootstrap.sh requirements.txt requirements-demo.txt
+PY=.venv/bin/python
+
+$PY manage.py migrate --no-input -v 0
+$PY manage.py import_dataset rtp-lx "$RTP_LX_DIR"
+$PY manage.py create_demo_users
+
+for method in none system_prompt; do
+  echo
+  echo "== Evaluating gemma-3-270m x $method on RTP-LX ($LANGS; $PROMPTS prompts each, k=$K) =="
+  # --reuse: a second run of the demo shows the finished job instead of generating again.
+  $PY manage.py evaluate --model gemma-3-270m --method "$method" --dataset rtp-lx \
+    --languages $LANGS --prompts-per-language "$PROMPTS" --k "$K" --max-new-tokens 20 \
+    --scorer lexicon --seed 0 --reuse --name "demo: gemma-3-270m x $method"
+done
+
+cat <<MSG
+
+ToxPlatform is running at http://127.0.0.1:$PORT/
+  leaderboards:  http://127.0.0.1:$PORT/leaderboards/
+  corpus:        http://127.0.0.1:$PORT/corpus/
+  API docs:      http://127.0.0.1:$PORT/api/docs/
+Logins (password toxplatform-demo): researcher, annotator, admin
+Press Ctrl+C to stop.
+MSG
+exec $PY manage.py runserver "127.0.0.1:$PORT" --noreload

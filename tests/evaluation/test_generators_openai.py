@@ -1,0 +1,180 @@
+"""The openai generator against a real loopback HTTP server (tests/loopback_openai.py)."""
+import socket
+
+import pytest
+
+from evaluation.generators import GenerationHooks, GenerationParams, PromptInput, fingerprint_for, load_generator
+from evaluation.generators.openai import retry_after_s, token_counts
+from tests.loopback_openai import LoopbackOpenAI
+from toxplatform.errors import ApplicationError
+
+PROMPTS = [PromptInput(f"prompt number {i} says hello", "en") for i in range(6)]
+FAST_RETRIES = {"backoff_s": 0.01, "max_backoff_s": 0.05, "max_retries": 3, "timeout_s": 5}
+
+
+@pytest.fixture
+def server():
+    with LoopbackOpenAI() as running:
+        yield running
+
+
+def make(server_or_url, chat=False, **params):
+    url = server_or_url if isinstance(server_or_url, str) else server_or_url.url
+    return load_generator(
+        {
+            "name": "remote",
+            "backend": "openai",
+            "location": url,
+            "remote_model": "loopback-model",
+            "use_chat_template": chat,
+            "params": {**FAST_RETRIES, **params},
+        }
+    )
+
+
+def test_completions_k_samples_per_prompt_in_order(server):
+    results = make(server).generate(PROMPTS, GenerationParams(k=3, max_new_tokens=20, top_p=0.8, seed=4))
+    assert [len(samples) for samples in results] == [3] * len(PROMPTS)
+    for prompt, samples in zip(PROMPTS, results):
+        assert all(prompt.text.endswith(s.text.split(": ", 1)[1]) for s in samples)
+        assert [s.text.split(" says ")[1].split("/")[0] for s in samples] == ["0", "1", "2"]
+    body = server.requests[0]
+    assert server.paths[0] == "/v1/completions"
+    assert body["n"] == 3 and body["max_tokens"] == 20 and body["top_p"] == 0.8 and body["model"] == "loopback-model"
+    assert isinstance(body["seed"], int)
+
+
+def test_same_seed_same_requests_other_seed_other_requests(server):
+    gen = make(server)
+    first = gen.generate(PROMPTS[:2], GenerationParams(k=2, seed=1))
+    again = gen.generate(PROMPTS[:2], GenerationParams(k=2, seed=1))
+    other = gen.generate(PROMPTS[:2], GenerationParams(k=2, seed=2))
+    assert first == again
+    assert first != other
+
+
+def test_chat_completions_carry_the_system_message(server):
+    prompt = PromptInput("hi there friend", "en", system="Be kind.")
+    results = make(server, chat=True).generate([prompt], GenerationParams(k=2, max_new_tokens=20))
+    assert server.paths == ["/v1/chat/completions"]
+    assert server.requests[0]["messages"] == [
+        {"role": "system", "content": "Be kind."},
+        {"role": "user", "content": "hi there friend"},
+    ]
+    assert results[0][0].text.endswith("hi there friend")
+
+
+def test_base_model_gets_the_system_text_before_the_prompt(server):
+    make(server).generate([PromptInput("hello", "en", system="Be kind.")], GenerationParams(k=1))
+    assert server.requests[0]["prompt"] == "Be kind.\n\nhello"
+
+
+def test_retries_429_and_500_then_succeeds(server):
+    server.fail_next(2, status=429, retry_after="0")
+    server.fail_next(1, status=500)
+    results = make(server).generate(PROMPTS[:1], GenerationParams(k=2))
+    assert len(results[0]) == 2
+    assert len(server.requests) == 4  # three failures, then the answer
+
+
+def test_gives_up_after_max_retries_with_the_reason(server):
+    server.fail_next(10, status=503, message="overloaded")
+    with pytest.raises(ApplicationError) as error:
+        make(server, max_retries=2).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert "HTTP 503: overloaded" in str(error.value)
+    assert len(server.requests) == 3
+
+
+def test_client_error_surfaces_the_server_message_without_retrying(server):
+    server.reject = (400, "max_tokens is too large: 999999")
+    with pytest.raises(ApplicationError) as error:
+        make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert "HTTP 400: max_tokens is too large: 999999" in str(error.value)
+    assert len(server.requests) == 1
+
+
+def test_unknown_model_is_a_clear_error(server):
+    gen = load_generator({"name": "r", "backend": "openai", "location": server.url, "remote_model": "nope"})
+    with pytest.raises(ApplicationError, match="The model `nope` does not exist"):
+        gen.generate(PROMPTS[:1], GenerationParams(k=1))
+
+
+def test_unreachable_port_is_an_application_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ApplicationError, match=f"cannot reach http://127.0.0.1:{port}/v1/completions"):
+        make(f"http://127.0.0.1:{port}", max_retries=1).generate(PROMPTS[:1], GenerationParams(k=1))
+
+
+def test_server_that_caps_n_is_asked_again_for_the_rest(server):
+    server.max_n = 2
+    results = make(server).generate(PROMPTS[:1], GenerationParams(k=5))
+    assert len(results[0]) == 5
+    assert [body["n"] for body in server.requests] == [5, 3, 1]
+    # Follow-up requests use other seeds, so they are not copies of the first answers.
+    assert len({body["seed"] for body in server.requests}) == 3
+    assert len({s.text for s in results[0]}) == 5
+
+
+def test_concurrency_is_bounded(server):
+    server.delay_s = 0.05
+    prompts = [PromptInput(f"p{i}", "en") for i in range(12)]
+    make(server, max_concurrency=3).generate(prompts, GenerationParams(k=1))
+    assert len(server.requests) == 12
+    assert 2 <= server.max_in_flight <= 3
+
+
+def test_api_key_is_sent_as_bearer_token(server, monkeypatch):
+    server.require_api_key = "sk-test"
+    monkeypatch.setenv("LOOPBACK_KEY", "sk-test")
+    results = make(server, api_key_env="LOOPBACK_KEY").generate(PROMPTS[:1], GenerationParams(k=1))
+    assert results[0][0].text
+    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    with pytest.raises(ApplicationError, match="HTTP 401: Incorrect API key"):
+        make(server, api_key="wrong").generate(PROMPTS[:1], GenerationParams(k=1))
+
+
+def test_greedy_asks_once_and_repeats(server):
+    results = make(server).generate(PROMPTS[:1], GenerationParams(k=4, temperature=0))
+    assert server.requests[0]["n"] == 1 and server.requests[0]["temperature"] == 0
+    assert len({s.text for s in results[0]}) == 1 and len(results[0]) == 4
+
+
+def test_logits_processors_cannot_go_over_http(server):
+    with pytest.raises(ApplicationError, match="HTTP endpoint cannot"):
+        make(server).generate(PROMPTS[:1], GenerationParams(k=1), GenerationHooks(logits_processors=[object()]))
+
+
+def test_bad_url_and_missing_model_name_are_refused():
+    with pytest.raises(ApplicationError, match="not an http"):
+        load_generator({"name": "r", "backend": "openai", "location": "ftp://x", "remote_model": "m"})
+    with pytest.raises(ApplicationError, match="remote_model"):
+        load_generator({"name": "r", "backend": "openai", "location": "http://127.0.0.1:1"})
+
+
+def test_fingerprint_is_endpoint_and_model(server):
+    a = fingerprint_for({"name": "a", "backend": "openai", "location": server.url, "remote_model": "m1"})
+    b = fingerprint_for({"name": "b", "backend": "openai", "location": server.url + "/", "remote_model": "m1"})
+    c = fingerprint_for({"name": "c", "backend": "openai", "location": server.url, "remote_model": "m2"})
+    assert a == b != c
+    assert make(server).fingerprint() == fingerprint_for(
+        {"name": "d", "backend": "openai", "location": server.url, "remote_model": "loopback-model"}
+    )
+
+
+def test_token_counts_split_a_request_total():
+    # Two choices hit the limit (5 each); the other 7 tokens go 4/3 by text length.
+    assert token_counts(["a b c d", "x", "aaaa", "bbb"], ["length", "length", "stop", "stop"], {"completion_tokens": 17}, 5) == [
+        5,
+        5,
+        4,
+        3,
+    ]
+    assert token_counts(["one two", "three"], ["stop", "stop"], None, 5) == [2, 1]
+
+
+def test_retry_after_accepts_seconds_and_dates():
+    assert retry_after_s("3") == 3.0
+    assert retry_after_s(None) is None
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
