@@ -9,7 +9,8 @@ Runs alternate scorer, bare, scorer, bare ... after one warm-up each; the best r
 is reported as texts/s with the ratio scorer / bare (1.0 = no overhead).
 
     python bench/bench_scoring.py                                  # CPU defaults
-    python bench/bench_scoring.py --classifier-shape xlmr-base --lm package:smollm2-135m-instruct
+    python bench/bench_scoring.py --classifier xlmr-tiny --classifier xlmr-small \
+        --lm tiny-llama --lm package:smollm2-135m-instruct --model-texts 64
     python bench/bench_scoring.py --lm /path/to/causal-lm --classifier /path/to/classifier
     python bench/bench_scoring.py --write                          # update "## Scoring" in docs/benchmarks.md
 
@@ -109,13 +110,14 @@ def bench_lexicon(items, runs):
     return rows
 
 
-def classifier_dir(args, workdir: Path) -> Path:
-    if args.classifier:
-        return Path(args.classifier)
+def classifier_dir(shape: str, workdir: Path) -> Path:
+    """A random-init classifier of a named shape, or an existing directory as it is."""
+    if shape not in CLASSIFIER_SHAPES:
+        return Path(shape)
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    hidden, layers, heads, intermediate, vocab = CLASSIFIER_SHAPES[args.classifier_shape]
-    path = workdir / args.classifier_shape
+    hidden, layers, heads, intermediate, vocab = CLASSIFIER_SHAPES[shape]
+    path = workdir / shape
     tokenizer = build_tokenizer(path, wrap_with_bos_eos=True)
     config = XLMRobertaConfig(
         vocab_size=max(vocab, len(tokenizer)),
@@ -134,8 +136,8 @@ def classifier_dir(args, workdir: Path) -> Path:
     return path
 
 
-def bench_classifier(items, runs, args, workdir):
-    path = classifier_dir(args, workdir)
+def bench_classifier(items, runs, args, workdir, shape):
+    path = classifier_dir(shape, workdir)
     labels = {args.classifier_label: "toxicity"}
     params = dict(path=str(path), labels=labels, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     scorer = registry.get("hf_classifier")(**params)
@@ -155,14 +157,9 @@ def bench_classifier(items, runs, args, workdir):
     return [("hf_classifier", f"tokenize + forward + softmax ({path.name})", *rate)]
 
 
-def lm_dir(args, workdir: Path) -> str:
-    if args.lm:
-        return args.lm
-    return str(build_tiny_causal_lm(workdir / "tiny-llama", arch="llama"))
-
-
-def bench_perplexity(items, runs, args, workdir):
-    location = lm_dir(args, workdir)
+def bench_perplexity(items, runs, args, workdir, location):
+    if location == "tiny-llama":
+        location = str(build_tiny_causal_lm(workdir / "tiny-llama", arch="llama"))
     scorer = registry.get("perplexity")(path=location, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     model, tokenizer = scorer._load()
     pending = [(i, *scorer.encode(item.prompt, item.continuation)) for i, item in enumerate(items)]
@@ -195,7 +192,8 @@ def render(rows, args, elapsed) -> str:
         SECTION,
         "",
         "`" + " ".join(["python bench/bench_scoring.py", *[a for a in sys.argv[1:] if a != "--write"]]) + "`",
-        f"{args.texts} texts (10-30 words), batch size {args.batch_size}, {args.dtype}, best of "
+        f"{args.texts} texts for the lexicon, {args.model_texts} for the models (10-30 words each), "
+        f"batch size {args.batch_size}, {args.dtype}, {torch.get_num_threads()} torch thread(s), best of "
         f"{args.runs} runs after a warm-up; {device}; torch {torch.__version__}, transformers "
         f"{transformers.__version__}, Python {platform.python_version()}; took {elapsed:.0f} s.",
         "",
@@ -228,30 +226,39 @@ def write_section(text: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--texts", type=int, default=2000, help="texts for the lexicon")
+    parser.add_argument("--model-texts", type=int, default=128, help="texts for the model scorers")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32", choices=local.DTYPES)
-    parser.add_argument("--classifier", help="a local sequence-classification model directory")
-    parser.add_argument("--classifier-label", default="toxic", help="its toxic label (with --classifier)")
-    parser.add_argument("--classifier-shape", default="xlmr-small", choices=sorted(CLASSIFIER_SHAPES))
-    parser.add_argument("--lm", help="causal LM for perplexity: a directory or package:<name> (default: tiny llama)")
+    parser.add_argument(
+        "--classifier",
+        action="append",
+        help=f"a random shape ({', '.join(CLASSIFIER_SHAPES)}) or a model directory; repeatable (default xlmr-small)",
+    )
+    parser.add_argument("--classifier-label", default="toxic", help="the toxic label of a --classifier directory")
+    parser.add_argument(
+        "--lm", action="append", help="tiny-llama, a directory or package:<name>; repeatable (default tiny-llama)"
+    )
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 on a busy shared machine)")
     parser.add_argument("--only", choices=["lexicon", "hf_classifier", "perplexity"], action="append")
     parser.add_argument("--write", action="store_true", help=f"update '{SECTION}' in {DOCS.relative_to(ROOT)}")
     args = parser.parse_args()
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    items = make_texts(args.texts)
+    items = make_texts(max(args.texts, args.model_texts))
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as workdir:
         wanted = args.only or ["lexicon", "hf_classifier", "perplexity"]
         if "lexicon" in wanted:
-            rows += bench_lexicon(items, args.runs)
-        if "hf_classifier" in wanted:
-            rows += bench_classifier(items, args.runs, args, Path(workdir))
-        if "perplexity" in wanted:
-            rows += bench_perplexity(items, args.runs, args, Path(workdir))
+            rows += bench_lexicon(items[: args.texts], args.runs)
+        for shape in (args.classifier or ["xlmr-small"]) if "hf_classifier" in wanted else []:
+            rows += bench_classifier(items[: args.model_texts], args.runs, args, Path(workdir), shape)
+        for location in (args.lm or ["tiny-llama"]) if "perplexity" in wanted else []:
+            rows += bench_perplexity(items[: args.model_texts], args.runs, args, Path(workdir), location)
     text = render(rows, args, time.perf_counter() - started)
     print(text)
     if args.write:

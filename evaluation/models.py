@@ -182,7 +182,9 @@ class Score(models.Model):
 
 
 class JobMetric(models.Model):
-    """Aggregates per (job, language, category, scorer, metric, subset): leaderboards read these."""
+    """Aggregates per (job, language, category, scorer, metric, subset, variant): leaderboards
+    read these. Every variant the field uses (k = 25/10/5/1 subsamples, >= or > threshold) is
+    stored, computed from the same raw per-sample scores."""
 
     job = models.ForeignKey(EvaluationJob, on_delete=models.CASCADE, related_name="metrics")
     language = models.ForeignKey(Language, on_delete=models.PROTECT, related_name="+")
@@ -199,7 +201,8 @@ class JobMetric(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["job", "language", "category", "scorer", "metric", "subset"], name="unique_job_metric"
+                fields=["job", "language", "category", "scorer", "metric", "subset", "variant"],
+                name="unique_job_metric",
             )
         ]
 

@@ -1,9 +1,10 @@
 """Read-side queries for evaluation jobs: progress, chunks, metrics, samples."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric
 
@@ -111,3 +112,34 @@ def job_generations(
     else:
         generations = generations.order_by("prompt_id", "sample_index")
     return generations
+
+
+def finished_job_like(
+    *, model: str, method: str, method_params: dict, dataset: str, languages, categories, prompt_split: str,
+    prompts_per_language, k: int, max_new_tokens: int, top_p: float, temperature: float, seed: int, scorers,
+    toxic_threshold: float, threshold_rule: str, **_execution_options,
+) -> EvaluationJob | None:
+    """The latest DONE job with these parameters (the CLI's --reuse), or None.
+
+    Batch and chunk sizes don't change results for the same seed, so they are not compared."""
+    candidates = EvaluationJob.objects.filter(
+        status=EvaluationJob.Status.DONE, detox_method=method, dataset__slug=dataset, prompt_split=prompt_split,
+        prompts_per_language=prompts_per_language, k=k, max_new_tokens=max_new_tokens, top_p=top_p,
+        temperature=temperature, seed=seed, toxic_threshold=toxic_threshold, threshold_rule=threshold_rule,
+    ).filter(Q(model__name=model) | Q(model__location=model)).select_related("model", "dataset").order_by("-created_at")
+
+    def normalized(specs) -> list[tuple[str, str]]:
+        return sorted(
+            (spec, "{}") if isinstance(spec, str) else (spec["name"], json.dumps(spec.get("params") or {}, sort_keys=True))
+            for spec in specs
+        )
+
+    for job in candidates:
+        if (
+            job.detox_params == (method_params or {})
+            and set(job.languages) == set(languages)
+            and set(job.categories) == set(categories)
+            and normalized(job.scorers) == normalized(scorers)
+        ):
+            return job
+    return None

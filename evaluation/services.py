@@ -43,7 +43,7 @@ from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, JobPr
 from evaluation.scorers.base import ScoreResult, ScoringInput
 from toxplatform import queues
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
-from toxplatform.errors import ApplicationError
+from toxplatform.errors import ApplicationError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,6 @@ INT32_MAX = 2**31 - 1  # integer columns
 SCORE_BATCH = 128
 # (done, total, stage) -> None; stage is "generate", "score" or "finalize".
 ProgressCallback = Callable[[int, int, str], None]
-
-
-class TransientError(ApplicationError):
-    """A failure that may succeed next time (timeouts, HTTP 429 / 5xx): retried with backoff."""
 
 
 class ClaimLost(Exception):
@@ -819,9 +815,8 @@ PERPLEXITY_CATEGORY = "perplexity"
 def job_metric_rows(job: EvaluationJob) -> list[JobMetric]:
     """Every JobMetric of a job, named as evaluation.metrics names them: per (language,
     subset) Dist-1/2/3 of the texts (scorer and category empty), and per (scorer, category)
-    emt, emt_std, tp, avg, invalid_rate, or for perplexity ppl and invalid_rate. One
-    variant per metric (JobMetric is unique without it): the job's own k, threshold and
-    rule; the raw scores allow any other later."""
+    emt, emt_std, tp, avg, invalid_rate, or for perplexity ppl and invalid_rate. EMT and TP
+    come in every variant (k subsamples x threshold rules); pages pick the job's own."""
     from evaluation import metrics
 
     prompt_info = {
@@ -869,9 +864,8 @@ def job_metric_rows(job: EvaluationJob) -> list[JobMetric]:
                 if category == PERPLEXITY_CATEGORY:
                     computed = metrics.perplexity_metrics(by_prompt, k=job.k, ci=ci)
                 else:
-                    computed = metrics.harm_metrics(
-                        by_prompt, ks=[job.k], threshold=job.toxic_threshold, rules=[job.threshold_rule], ci=ci
-                    )
+                    # Every k (the job's, then 25/10/5/1 below it) and both threshold rules.
+                    computed = metrics.harm_metrics(by_prompt, threshold=job.toxic_threshold, ci=ci)
                 add(language, scorer, category, subset, computed)
     return rows
 

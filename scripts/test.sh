@@ -12,5 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+# Tiny models in tests: torch threads only compete with the worker processes on 2 cores.
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 export CELERY_BROKER_URL=${TEST_BROKER_URL:-redis://127.0.0.1:6379/15}
 exec .venv/bin/python -m pytest "$@"

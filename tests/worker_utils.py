@@ -9,6 +9,7 @@ visible to the worker) and on the Redis database the test run uses (CELERY_BROKE
         worker.kill()            # SIGKILL the whole process group: a machine that died
 
 The worker runs in its own session, so kill() takes its pool children down with it.
+Below the worker: the small dataset, model spec and checks the pipeline tests share.
 """
 from __future__ import annotations
 

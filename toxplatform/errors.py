@@ -12,3 +12,7 @@ class ApplicationError(Exception):
             return self.message
         details = ", ".join(f"{k}={v}" for k, v in self.extra.items())
         return f"{self.message} ({details})"
+
+
+class TransientError(ApplicationError):
+    """A failure that may succeed next time (timeouts, HTTP 429 / 5xx): retried with backoff."""

@@ -171,6 +171,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3600))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A chunk whose worker died on another machine would otherwise wait for Redis's visibility
+# timeout: beat re-sends stale claims (and a due finalize) every few minutes.
+CELERY_BEAT_SCHEDULE = {
+    "resume-stale-evaluation-chunks": {"task": "evaluation.resume_stale_jobs", "schedule": 300.0},
+}
 
 # --- Evaluation -----------------------------------------------------------------------
 # Where converted packaged models and prepared detox artifacts are cached.

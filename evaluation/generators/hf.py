@@ -81,30 +81,57 @@ def choose_dtype(requested: str, device: torch.device) -> torch.dtype:
 
 
 class SeededNucleusSampler(LogitsProcessor):
-    """Temperature + nucleus sampling with one random stream per row (see the module docstring)."""
+    """Temperature + nucleus sampling with one random stream per row (see the module docstring).
 
-    def __init__(self, row_seeds: list[int], prompt_length: int, steps: int, top_p: float, temperature: float, device):
+    Sorting the whole vocabulary every step is what makes transformers' top-p slow on a CPU
+    (49k-262k tokens x hundreds of rows). The nucleus of a trained model almost always lies in
+    its top few hundred tokens, so rows are first drawn from `torch.topk(candidates)`; only a
+    row whose nucleus does not fit there (a flat distribution) is sorted in full. Either way
+    the draw is exact.
+    """
+
+    def __init__(
+        self,
+        row_seeds: list[int],
+        prompt_length: int,
+        steps: int,
+        top_p: float,
+        temperature: float,
+        device,
+        candidates: int = 256,
+    ):
         uniforms = np.stack([np.random.Generator(np.random.Philox(seed)).random(steps) for seed in row_seeds])
         self.uniforms = torch.as_tensor(uniforms, dtype=torch.float32, device=device)
         self.prompt_length = prompt_length
         self.top_p = top_p
         self.temperature = temperature
+        self.candidates = candidates
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         step = input_ids.shape[1] - self.prompt_length
+        uniforms = self.uniforms[:, step : step + 1]
         logits = scores.float() / self.temperature
-        sorted_logits, sorted_ids = torch.sort(logits, dim=-1, descending=True, stable=True)
-        probs = sorted_logits.softmax(dim=-1)
+        log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
+        width = min(self.candidates, logits.shape[-1])
+        top_logits, top_ids = torch.topk(logits, width, dim=-1, sorted=True)
+        chosen, kept = self._draw((top_logits - log_total).exp(), top_ids, uniforms)
+        # kept == width: the nucleus may reach past the candidates; sort those rows in full.
+        overflow = (kept.squeeze(-1) >= width).nonzero().squeeze(-1) if width < logits.shape[-1] else []
+        if len(overflow):
+            sorted_logits, sorted_ids = torch.sort(logits[overflow], dim=-1, descending=True, stable=True)
+            chosen[overflow], _ = self._draw((sorted_logits - log_total[overflow]).exp(), sorted_ids, uniforms[overflow])
+        only_chosen = torch.full_like(scores, float("-inf"))
+        return only_chosen.scatter_(-1, chosen, 0.0)
+
+    def _draw(self, probs, ids, uniforms):
+        """Inverse-CDF draw inside the nucleus of rows sorted by probability (descending)."""
         cumulative = probs.cumsum(dim=-1)
         # The nucleus: the most likely tokens whose mass *before* them is below top_p
         # (the same set as transformers' TopPLogitsWarper; the first token is always kept).
         kept = ((cumulative - probs) < self.top_p).sum(dim=-1, keepdim=True).clamp(min=1)
         mass = cumulative.gather(-1, kept - 1)
-        target = self.uniforms[:, step : step + 1] * mass
-        position = torch.minimum(torch.searchsorted(cumulative, target), kept - 1)
-        chosen = sorted_ids.gather(-1, position)
-        only_chosen = torch.full_like(scores, float("-inf"))
-        return only_chosen.scatter_(-1, chosen, 0.0)
+        position = torch.minimum(torch.searchsorted(cumulative, uniforms * mass), kept - 1)
+        return ids.gather(-1, position), kept
 
 
 @registry.register

@@ -4,6 +4,9 @@ The real RTP-LX release has its own module (test_importers_rtp_lx.py).
 """
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 from io import StringIO
 from pathlib import Path
 
@@ -15,7 +18,8 @@ from toxplatform.corpus.models import Dataset, Prompt, PromptLabel
 from toxplatform.corpus.services import IMPORT_BATCH_SIZE, import_dataset
 from toxplatform.errors import ApplicationError
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "importers"
+ROOT = Path(__file__).resolve().parent.parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "importers"
 
 pytestmark = pytest.mark.django_db
 
@@ -338,7 +342,7 @@ def test_a_failure_while_writing_rolls_back_rows_already_written(tmp_path, exist
 
     def edit_file_mid_import(stage, done, _total):
         if stage == "write" and not seen_mid_import:
-            seen_mid_import.append(Prompt.objects.count())
+            seen_mid_import.append((Prompt.objects.count(), PromptLabel.objects.count()))
             lines = path.read_text(encoding="utf-8").splitlines()
             lines[-1] = ptp_line(total, toxicity="broken")
             write_lines(path, lines)
@@ -346,7 +350,9 @@ def test_a_failure_while_writing_rolls_back_rows_already_written(tmp_path, exist
     with pytest.raises(ApplicationError, match=rf'big.jsonl, line {total}, field "toxicity"'):
         import_dataset("ptp", path, progress=edit_file_mid_import)
 
-    assert seen_mid_import[0] >= IMPORT_BATCH_SIZE  # rows were in the database inside the transaction
+    prompts_mid_import, labels_mid_import = seen_mid_import[0]
+    # Rows were in the database inside the transaction (labels of new prompts go in by COPY).
+    assert prompts_mid_import >= IMPORT_BATCH_SIZE and labels_mid_import >= 2 * IMPORT_BATCH_SIZE
     assert snapshot() == existing_ptp
 
 
@@ -408,3 +414,52 @@ def test_command_errors_are_command_errors(tmp_path):
     with pytest.raises(CommandError, match="expected KEY=VALUE"):
         call_command("import_dataset", "csv", str(bad), "--map", "text", stdout=StringIO(), stderr=StringIO())
     assert snapshot() == ([], [], [])
+
+
+SQLITE_IMPORT = textwrap.dedent("""
+    import dataclasses, json, os, sys
+    import django
+    os.environ["DJANGO_SETTINGS_MODULE"] = "toxplatform.settings"
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from toxplatform.corpus.models import Prompt, PromptLabel
+    from toxplatform.corpus.services import import_dataset
+    call_command("migrate", "corpus", verbosity=0)
+    reports = [import_dataset("rtp", path) for path in sys.argv[1:]]
+    edited = Prompt.objects.get(external_id__startswith="0766186-")
+    print(json.dumps({
+        "vendor": connection.vendor,
+        "totals": [dataclasses.asdict(report.totals) for report in reports],
+        "prompts": Prompt.objects.count(),
+        "labels": PromptLabel.objects.count(),
+        "text": edited.text,
+        "insult": edited.labels.get(category="insult").value,
+    }))
+""")
+
+
+def test_the_embedded_sqlite_default_imports_too(tmp_path):
+    """With no DATABASE_URL the platform runs on SQLite: bulk_create upserts instead of COPY."""
+    record = json.loads((FIXTURES / "rtp_prompts.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    record["prompt"]["text"] = "An edited prompt text"
+    record["prompt"]["insult"] = 0.5
+    lines = (FIXTURES / "rtp_prompts.jsonl").read_text(encoding="utf-8").splitlines()
+    edited = write_lines(tmp_path / "rtp_edited.jsonl", [json.dumps(record), *lines[1:]])
+    original = str(FIXTURES / "rtp_prompts.jsonl")
+    env = {"PATH": "/usr/bin:/bin", "TOXPLATFORM_VAR_DIR": str(tmp_path / "var")}
+
+    out = subprocess.run(
+        [sys.executable, "-c", SQLITE_IMPORT, original, original, str(edited)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["vendor"] == "sqlite"
+    first, again, changed = result["totals"]
+    assert (first["created"], first["labels_created"]) == (3, 15)
+    assert (again["unchanged"], again["labels_unchanged"], again["created"], again["updated"]) == (3, 15, 0, 0)
+    assert (changed["updated"], changed["unchanged"], changed["labels_updated"]) == (1, 2, 1)
+    assert (result["prompts"], result["labels"]) == (3, 15)
+    assert (result["text"], result["insult"]) == ("An edited prompt text", 0.5)
