@@ -52,10 +52,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def get_queryset(self):
         return selectors.job_list()
 
-    def get_permissions(self):
-        if self.action in ("create", "cancel"):
-            return [permissions.IsAuthenticated(), IsResearcher()]
-        return [permissions.IsAuthenticated()]
+    # Researchers only, as on the job pages: annotators rate outputs blind to which model and
+    # method wrote them, so they do not see jobs (leaderboards show only aggregates).
+    permission_classes = [permissions.IsAuthenticated, IsResearcher]
 
     def get_serializer_class(self):
         if self.action == "create":

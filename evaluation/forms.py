@@ -5,22 +5,11 @@ import json
 
 from django import forms
 
+from evaluation.detox import registry as detox_registry
+from evaluation.model_loading import PACKAGED_MODELS
 from evaluation.models import EvaluationJob, ModelSpec
+from evaluation.scorers import registry as scorer_registry
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
-
-PACKAGED_MODEL_HINT = "gemma-3-270m, smollm2-135m-instruct"
-
-
-def detox_method_names() -> list[str]:
-    from evaluation.detox import registry
-
-    return registry.names()
-
-
-def scorer_names() -> list[str]:
-    from evaluation.scorers import registry
-
-    return registry.names()
 
 
 class JSONObjectField(forms.CharField):
@@ -75,7 +64,7 @@ class JobForm(forms.Form):
         label="…or a model path or name",
         required=False,
         max_length=1000,
-        help_text=f"A local model directory, a .gguf file, or a packaged model ({PACKAGED_MODEL_HINT}).",
+        help_text=f"A local model directory, a .gguf file, or a packaged model ({', '.join(PACKAGED_MODELS)}).",
     )
     method = forms.ChoiceField(label="Detox method", initial="none")
     method_params = JSONObjectField(label="Method parameters (JSON)", required=False)
@@ -126,8 +115,8 @@ class JobForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["method"].choices = [(name, name) for name in detox_method_names()]
-        scorers = scorer_names()
+        self.fields["method"].choices = [(name, name) for name in detox_registry.names()]
+        scorers = scorer_registry.names()
         self.fields["scorers"].choices = [(name, name) for name in scorers]
         self.fields["scorers"].initial = [name for name in ("lexicon",) if name in scorers]
         datasets_by_language: dict[str, list[str]] = {}

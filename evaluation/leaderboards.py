@@ -63,7 +63,8 @@ COLUMNS = [EMT, TP, AVG, PPL, *DIST]
 COLUMNS_BY_METRIC = {column.metric: column for column in COLUMNS}
 EMT_STD = "emt_std"  # stored beside EMT: standard deviation over prompts of the max score
 HEATMAP_METRICS = [EMT, TP]
-SUBSETS = [("all", "All prompts"), ("toxic", "Toxic prompts"), ("nontoxic", "Non-toxic prompts")]
+# JobMetric.subset takes the values of the job's prompt split.
+SUBSETS = [(split.value, f"{split.label} prompts") for split in EvaluationJob.PromptSplit]
 RULES = [(">=", "≥ threshold"), (">", "> threshold")]
 DEFAULT_CATEGORY = "toxicity"
 

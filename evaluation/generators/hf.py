@@ -85,9 +85,9 @@ class SeededNucleusSampler(LogitsProcessor):
 
     Sorting the whole vocabulary every step is what makes transformers' top-p slow on a CPU
     (49k-262k tokens x hundreds of rows). The nucleus of a trained model almost always lies in
-    its top few hundred tokens, so rows are first drawn from `torch.topk(candidates)`; only a
-    row whose nucleus does not fit there (a flat distribution) is sorted in full. Either way
-    the draw is exact.
+    its top few hundred tokens, so rows are drawn from `torch.topk` of 256, then 4096
+    candidates; only a row whose nucleus fits in neither (a flat distribution) is sorted in
+    full. Each row's path depends on its own logits only, and every path draws exactly.
     """
 
     def __init__(
@@ -98,7 +98,7 @@ class SeededNucleusSampler(LogitsProcessor):
         top_p: float,
         temperature: float,
         device,
-        candidates: int = 256,
+        candidates: tuple[int, ...] = (256, 4096),
     ):
         uniforms = np.stack([np.random.Generator(np.random.Philox(seed)).random(steps) for seed in row_seeds])
         self.uniforms = torch.as_tensor(uniforms, dtype=torch.float32, device=device)
@@ -112,14 +112,22 @@ class SeededNucleusSampler(LogitsProcessor):
         uniforms = self.uniforms[:, step : step + 1]
         logits = scores.float() / self.temperature
         log_total = torch.logsumexp(logits, dim=-1, keepdim=True)
-        width = min(self.candidates, logits.shape[-1])
-        top_logits, top_ids = torch.topk(logits, width, dim=-1, sorted=True)
-        chosen, kept = self._draw((top_logits - log_total).exp(), top_ids, uniforms)
-        # kept == width: the nucleus may reach past the candidates; sort those rows in full.
-        overflow = (kept.squeeze(-1) >= width).nonzero().squeeze(-1) if width < logits.shape[-1] else []
-        if len(overflow):
-            sorted_logits, sorted_ids = torch.sort(logits[overflow], dim=-1, descending=True, stable=True)
-            chosen[overflow], _ = self._draw((sorted_logits - log_total[overflow]).exp(), sorted_ids, uniforms[overflow])
+        vocabulary = logits.shape[-1]
+        chosen = torch.empty((logits.shape[0], 1), dtype=torch.long, device=logits.device)
+        pending = torch.arange(logits.shape[0], device=logits.device)
+        for width in (*self.candidates, vocabulary):
+            width = min(width, vocabulary)
+            if width < vocabulary:
+                top_logits, top_ids = torch.topk(logits[pending], width, dim=-1, sorted=True)
+            else:
+                top_logits, top_ids = torch.sort(logits[pending], dim=-1, descending=True, stable=True)
+            drawn, kept = self._draw((top_logits - log_total[pending]).exp(), top_ids, uniforms[pending])
+            # kept == width: the nucleus may reach past these candidates; widen for those rows.
+            fits = (kept.squeeze(-1) < width) | (width == vocabulary)
+            chosen[pending[fits]] = drawn[fits]
+            pending = pending[~fits]
+            if len(pending) == 0:
+                break
         only_chosen = torch.full_like(scores, float("-inf"))
         return only_chosen.scatter_(-1, chosen, 0.0)
 

@@ -90,15 +90,16 @@ def test_wrong_types_are_a_400_before_the_service(researcher, dataset, tiny_mode
     assert EvaluationJob.objects.count() == 0
 
 
-def test_annotators_cannot_create_or_cancel(annotator, dataset, tiny_model_dir):
+def test_annotators_cannot_create_cancel_or_read_jobs(annotator, dataset, tiny_model_dir):
     job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING)
     assert annotator.post(reverse("api:job-list"), job_payload(tiny_model_dir), format="json").status_code == 403
     assert annotator.post(reverse("api:job-cancel", args=[job.pk])).status_code == 403
     assert EvaluationJob.objects.count() == 1
     job.refresh_from_db()
     assert job.status == EvaluationJob.Status.RUNNING
-    # Reading is open to any signed-in user (the leaderboards show the same numbers).
-    assert annotator.get(reverse("api:job-list")).status_code == 200
+    # Annotators rate outputs blind to the model and method: jobs are not theirs to read either.
+    assert annotator.get(reverse("api:job-list")).status_code == 403
+    assert annotator.get(reverse("api:job-detail", args=[job.pk])).status_code == 403
 
 
 def test_anonymous_requests_are_refused(dataset):

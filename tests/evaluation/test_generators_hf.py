@@ -141,11 +141,15 @@ def test_chat_template_requested_on_a_model_without_one(gpt2_dir):
         load_generator({"name": "g", "location": str(gpt2_dir), "use_chat_template": True, "device": "cpu"})
 
 
-def test_sampler_draws_from_the_same_nucleus_as_transformers():
+@pytest.mark.parametrize("scale", [1.3, 1.0, 0.3], ids=["peaked-3", "medium-9", "flat-33"])
+def test_sampler_draws_from_the_same_nucleus_as_transformers(scale):
+    """Peaked rows are drawn from 4 candidates, medium ones from 16, flat ones after a full sort."""
     torch.manual_seed(0)
-    logits = torch.randn(1, 50) * 2
+    logits = torch.randn(1, 50) * scale
     rows = 4000
-    sampler = SeededNucleusSampler(list(range(rows)), prompt_length=0, steps=1, top_p=0.8, temperature=0.7, device="cpu")
+    sampler = SeededNucleusSampler(
+        list(range(rows)), prompt_length=0, steps=1, top_p=0.8, temperature=0.7, device="cpu", candidates=(4, 16)
+    )
     out = sampler(torch.zeros(rows, 0, dtype=torch.long), logits.repeat(rows, 1))
     chosen = out.argmax(dim=-1)
     assert torch.isfinite(out).sum(dim=-1).eq(1).all()  # exactly one token left per row

@@ -100,18 +100,26 @@ def test_scorer_category_and_subset_filters(board):
     assert [(e.label, e.cells["emt"].value) for e in toxic.entries] == [("alpha · none", 0.80)]
 
 
-def test_a_chosen_k_shows_only_that_variant(board):
-    add_metric(board["alpha_none"], "ar", "emt", 0.11, variant="k=10", category="insult")
-    ten = leaderboards.language_leaderboard(
-        language=Language.objects.get(code="ar"), selection=selection(board, category="insult", k=10)
-    )
-    assert [(e.label, e.cells["emt"].value, e.cells["emt"].variant) for e in ten.entries] == [
-        ("alpha · none", 0.11, "k=10")
-    ]
-    own = leaderboards.language_leaderboard(
-        language=Language.objects.get(code="ar"), selection=selection(board, category="insult")
-    )
-    assert own.entries == []  # the k=25 insult row does not exist in Arabic
+def test_a_chosen_k_and_rule_pick_that_variant(board):
+    """finalize stores every variant (k = 25, 10, 5, 1 x both rules); a table shows one per metric."""
+    beta = board["beta_none"]  # its own rule is ">"
+    add_metric(beta, "en", "tp", 0.55, variant="k=25, >=0.5")
+    add_metric(beta, "en", "emt", 0.33, variant="k=10")
+    add_metric(beta, "en", "emt_std", 0.09, variant="k=10", ci=(None, None))
+    add_metric(beta, "en", "tp", 0.35, variant="k=10, >0.5")
+
+    def beta_cells(**choice):
+        table = leaderboards.language_leaderboard(language=english(), selection=selection(board, **choice))
+        cells = next(entry.cells for entry in table.entries if entry.job == beta)
+        return cells["emt"].value, cells["emt"].std, cells["tp"].value, cells["tp"].variant
+
+    assert beta_cells() == (0.40, 0.1, 0.45, "k=25, >0.5")  # the job's own k and rule
+    assert beta_cells(rule=">=") == (0.40, 0.1, 0.55, "k=25, >=0.5")
+    assert beta_cells(k=10) == (0.33, 0.09, 0.35, "k=10, >0.5")
+    # Jobs without a k=10 variant have no k=10 row.
+    ten = leaderboards.language_leaderboard(language=english(), selection=selection(board, k=10))
+    assert [entry.job for entry in ten.entries] == [beta]
+    assert leaderboards.filter_options(selection(board)).ks == [25, 10]
 
 
 def test_variant_matching():
@@ -128,6 +136,7 @@ def test_resolve_selection_defaults_and_errors(board):
     assert (chosen.dataset, chosen.scorer, chosen.category, chosen.subset, chosen.k, chosen.rule) == (
         board["dataset"], "lexicon", "toxicity", "all", None, ""
     )
+    assert resolve_selection(k="10", rule=">").k == 10
     for bad in ({"dataset": "nope"}, {"scorer": "nope"}, {"category": "violence"}, {"subset": "half"},
                 {"k": "0"}, {"k": "x"}, {"rule": "<"}):
         with pytest.raises(ApplicationError):

@@ -285,3 +285,30 @@ def test_cancel_needs_the_csrf_token(dataset):
     assert client.post(reverse("evaluation:job-cancel", args=[job.pk])).status_code == 403
     job.refresh_from_db()
     assert job.status == EvaluationJob.Status.RUNNING
+
+
+def test_a_job_run_for_real_shows_on_its_page_and_the_leaderboard(researcher_client, dataset, tiny_model_dir):
+    """The whole way: create_job, the inline runner (tiny model, lexicon scorer), finalize's
+    JobMetric rows, then the job page and the leaderboard read those rows."""
+    from evaluation import services
+    from evaluation.models import JobMetric
+
+    job = services.create_job(
+        user=researcher_client.user, model=str(tiny_model_dir), dataset="mini", languages=["en", "ar"], k=2,
+        max_new_tokens=4, scorers=["lexicon"], seed=5, enqueue=False,
+    )
+    job = services.run_job_inline(job)
+    assert job.status == EvaluationJob.Status.DONE, job.error
+    emt = JobMetric.objects.get(job=job, language="ar", scorer="lexicon", category="toxicity", metric="emt",
+                                subset="all", variant="k=2")
+
+    page = researcher_client.get(reverse("evaluation:job-detail", args=[job.pk]))
+    arabic = next(r for r in page.context["results"] if r.language.code == "ar")
+    assert arabic.toxicity[0].cells["emt"].value == emt.value
+    assert set(arabic.quality) == {"dist-1", "dist-2", "dist-3"}  # no perplexity scorer in this job
+    assert len(page.context["samples"]) == 4  # two prompts in each language, first sample each
+
+    board = researcher_client.get(reverse("evaluation:leaderboard-language", args=["ar"])).context["board"]
+    assert [entry.job for entry in board.entries] == [job]
+    assert board.entries[0].cells["emt"].value == emt.value
+    assert board.variants.labels == ["k=2", "k=2, ≥0.5"]
