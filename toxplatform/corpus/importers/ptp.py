@@ -40,7 +40,8 @@ class PtpImporter(Importer):
         return DatasetInfo(
             slug="ptp",
             name="PolygloToxicityPrompts",
-            license="AI2 ImpACT License - Low Risk Artifacts",
+            # Not stated in a file of the release: pass --dataset-license when you know it.
+            license="",
             source=str(self.path.resolve()),
             description="425k naturally occurring web prompts in 17 languages with Perspective API scores "
             "(Jain et al., 2024).",
