@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The demo, on the embedded default (SQLite + a broker that needs no server, under ./var):
 # install, migrate, import RTP-LX, create demo users, evaluate Gemma-3-270m with and without a
-# self-reminder system prompt on 5 languages, print the per-language table, serve the UI.
+# self-reminder system prompt on 5 languages (lexicon toxicity; perplexity under Gemma itself),
+# print the per-language table, serve the UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
 PORT=${PORT:-8000}
 LANGS=${DEMO_LANGUAGES:-"en de ar hi ru"}     # Latin, right-to-left Arabic, Devanagari, Cyrillic
-PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-8}
+PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-20}
 K=${DEMO_K:-5}
 
 bash scripts/bootstrap.sh requirements.txt requirements-demo.txt
@@ -23,7 +24,8 @@ for method in none system_prompt; do
   # --reuse: a second run of the demo shows the finished job instead of generating again.
   $PY manage.py evaluate --model gemma-3-270m --method "$method" --dataset rtp-lx \
     --languages $LANGS --prompts-per-language "$PROMPTS" --k "$K" --max-new-tokens 20 \
-    --scorer lexicon --seed 0 --reuse --name "demo: gemma-3-270m x $method"
+    --scorer lexicon --scorer 'perplexity:{"path": "package:gemma-3-270m"}' \
+    --seed 0 --reuse --name "demo: gemma-3-270m x $method"
 done
 
 cat <<MSG
