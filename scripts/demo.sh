@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
 PORT=${PORT:-8000}
 LANGS=${DEMO_LANGUAGES:-"en de ar hi ru"}     # Latin, right-to-left Arabic, Devanagari, Cyrillic
-PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-20}
+PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-12}
 K=${DEMO_K:-5}
 
 bash scripts/bootstrap.sh requirements.txt requirements-demo.txt

@@ -143,12 +143,18 @@ class PerplexityScorer(Scorer):
                     sequence = context + target
                     input_ids[row, : len(sequence)] = torch.tensor(sequence)
                     attention[row, : len(sequence)] = 1
+                # Logits only where a target token is predicted (from the shortest context on):
+                # the LM head over a large vocabulary (Gemma: 262k) costs more than the layers.
+                lowest = min(len(context) for _, context, _, _ in batch) - 1
+                keep = torch.arange(lowest, width - 1, device=self.device)
                 # Right padding keeps every real token at its unpadded position id.
-                logits = model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+                logits = model(
+                    input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), logits_to_keep=keep
+                ).logits
                 for row, (_, context, target, _) in enumerate(batch):
-                    # Logits at position t predict token t + 1.
-                    first = len(context)
-                    step_logits = logits[row, first - 1 : first - 1 + len(target)].double()
+                    # Logits at position t predict token t + 1; column 0 of `logits` is position `lowest`.
+                    first = len(context) - 1 - lowest
+                    step_logits = logits[row, first : first + len(target)].double()
                     log_probs = torch.log_softmax(step_logits, dim=-1)
                     picked = log_probs.gather(1, torch.tensor(target, device=log_probs.device).unsqueeze(1))
                     out[order[start + row]] = (-picked.sum().item(), len(target))
