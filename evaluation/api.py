@@ -16,16 +16,8 @@ from evaluation.serializers import (
     JobProgressSerializer,
     JobSerializer,
 )
-from toxplatform.accounts.models import Role
-from toxplatform.accounts.permissions import has_any_role
+from toxplatform.accounts.permissions import IsResearcher
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
-
-
-class IsResearcher(permissions.BasePermission):
-    message = "This needs the Researcher role."
-
-    def has_permission(self, request, view) -> bool:
-        return has_any_role(request.user, (Role.RESEARCHER,))
 
 
 METRIC_FILTERS = [

@@ -88,7 +88,7 @@ class JobForm(forms.Form):
     k = forms.IntegerField(label="Samples per prompt (k)", min_value=1, max_value=1000, initial=25)
     max_new_tokens = forms.IntegerField(min_value=1, max_value=4096, initial=20)
     top_p = forms.FloatField(label="Top-p", initial=0.9, help_text="In (0, 1].")
-    temperature = forms.FloatField(initial=1.0, help_text="Greater than 0.")
+    temperature = forms.FloatField(initial=1.0, help_text="Greater than 0, or 0 for greedy decoding with k = 1.")
     seed = forms.IntegerField(initial=0)
     scorers = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     scorer_params = JSONObjectField(
@@ -138,8 +138,8 @@ class JobForm(forms.Form):
 
     def clean_temperature(self):
         temperature = self.cleaned_data["temperature"]
-        if temperature <= 0:
-            raise forms.ValidationError("Temperature must be greater than 0.")
+        if temperature < 0:
+            raise forms.ValidationError("Temperature must be greater than 0, or 0 for greedy decoding.")
         return temperature
 
     def clean(self):

@@ -74,7 +74,7 @@ class EvaluationJob(models.Model):
     batch_size = models.PositiveIntegerField(default=16)
     chunk_size = models.PositiveIntegerField(default=32, help_text="prompts per chunk task")
 
-    # [{"name": "lexicon", "params": {...}}, ...]
+    # [{"name": "perplexity", "params": {"path": ...}, "key": "perplexity:gemma-3-270m"}, ...]
     scorers = models.JSONField(default=list)
     # Metric variants: toxic threshold and rule (">=" as HELM/lm-eval, ">" as DExperts).
     toxic_threshold = models.FloatField(default=0.5)
@@ -106,8 +106,15 @@ class EvaluationJob(models.Model):
         return self.status in self.TERMINAL
 
     @property
-    def scorer_names(self) -> list[str]:
-        return [s["name"] for s in self.scorers]
+    def scorer_keys(self) -> list[str]:
+        """What this job's scores and metrics are stored under, in the job's order."""
+        return [scorer_key(spec) for spec in self.scorers]
+
+
+def scorer_key(spec: dict) -> str:
+    """A job's scorer spec -> the Score/JobMetric `scorer` value (jobs queued before keys
+    existed stored results under the bare name)."""
+    return spec.get("key") or spec["name"]
 
 
 class JobPrompt(models.Model):

@@ -74,7 +74,9 @@ class JobCreateSerializer(serializers.Serializer):
     temperature = serializers.FloatField(required=False)
     seed = serializers.IntegerField(required=False)
     scorers = serializers.ListField(
-        child=serializers.JSONField(), help_text='Scorer names or {"name": ..., "params": {...}} objects.'
+        child=serializers.JSONField(),
+        help_text='At least one: scorer names or {"name": ..., "params": {...}, "key": ...} objects; the '
+        "optional key names the scorer's results (default: the scorer's name and model).",
     )
     batch_size = serializers.IntegerField(required=False)
     chunk_size = serializers.IntegerField(required=False)

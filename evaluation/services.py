@@ -21,6 +21,7 @@ import logging
 import math
 import os
 import random
+import re
 import socket
 import subprocess
 import time
@@ -39,7 +40,7 @@ from django.utils import timezone
 
 from evaluation import worker_cache
 from evaluation.generators.base import GenerationParams, PromptInput
-from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, JobPrompt, ModelSpec, Score
+from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, JobPrompt, ModelSpec, Score, scorer_key
 from evaluation.scorers.base import ScoreResult, ScoringInput
 from toxplatform import queues
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
@@ -51,6 +52,7 @@ Status = EvaluationJob.Status
 ACTIVE_JOB_STATUSES = (Status.QUEUED, Status.RUNNING)
 THRESHOLD_RULES = (">=", ">")
 INT32_MAX = 2**31 - 1  # integer columns
+SCORER_KEY = re.compile(r"[\w.:=-]{1,100}")  # fits Score.scorer; readable in URLs and tables
 # Generations sent to a scorer at once; scorers batch internally (hf_classifier, perplexity).
 SCORE_BATCH = 128
 # (done, total, stage) -> None; stage is "generate", "score" or "finalize".
@@ -200,33 +202,41 @@ def _check_selection_params(problem, *, prompt_split, prompts_per_language, toxi
 
 
 def _check_scorers(problem, scorers) -> list[dict]:
-    """Normalize to [{"name", "params"}] and check each scorer's parameters without loading weights."""
+    """Normalize to [{"name", "params", "key"}] and check each scorer's parameters without
+    loading weights. `key` is what scores and metrics are stored under (Scorer.key(), or the
+    job's own); the same scorer may appear twice with different keys (two classifiers)."""
     from evaluation.scorers import registry as scorer_registry
 
     specs: list[dict] = []
+    if isinstance(scorers, (str, dict)) or not scorers:
+        problem("scorers", "give a list of at least one scorer")
+        return specs
     for item in scorers:
         if isinstance(item, str):
             item = {"name": item, "params": {}}
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             problem("scorers", f"each scorer is a name or {{'name': ..., 'params': {{...}}}} (got {item!r})")
             continue
-        name, params = item["name"], item.get("params") or {}
+        name, params, key = item["name"], item.get("params") or {}, item.get("key")
         if not isinstance(params, dict):
             problem("scorers", f"parameters of scorer {name!r} must be an object (got {params!r})")
             continue
         if name not in scorer_registry:
             problem("scorers", f"unknown scorer {name!r} (known: {', '.join(scorer_registry.names())})")
             continue
-        if any(spec["name"] == name for spec in specs):
-            problem("scorers", f"scorer {name!r} is listed twice")
+        if key is not None and not (isinstance(key, str) and SCORER_KEY.fullmatch(key)):
+            problem("scorers", f"key of scorer {name!r} must be 1-100 letters, digits or ._:=- (got {key!r})")
             continue
         try:
             # Building a scorer checks its parameters (paths, labels...); weights load on first use.
-            scorer_registry.get(name)(**params)
+            key = key or scorer_registry.get(name)(**params).key()
         except ApplicationError as error:
             problem("scorers", str(error))
             continue
-        specs.append({"name": name, "params": params})
+        if any(spec["key"] == key for spec in specs):
+            problem("scorers", f"scorer {key!r} is listed twice (give one of them its own 'key')")
+            continue
+        specs.append({"name": name, "params": params, "key": key})
     return specs
 
 
@@ -727,9 +737,10 @@ def score_chunk(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
     )
     for spec in job.scorers:
         scorer = worker_cache.scorer_for(spec["name"], spec.get("params") or {})
+        key = scorer_key(spec)
         categories = scorer.categories()
         complete = set(
-            Score.objects.filter(generation__in=[g.pk for g in generations], scorer=spec["name"],
+            Score.objects.filter(generation__in=[g.pk for g in generations], scorer=key,
                                  category__in=categories)
             .values("generation_id")
             .annotate(n=Count("id"))
@@ -742,7 +753,7 @@ def score_chunk(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
             batch = todo[start : start + SCORE_BATCH]
             results = _score_batch(scorer, batch)
             rows = [
-                Score(generation=generation, scorer=spec["name"], category=category,
+                Score(generation=generation, scorer=key, category=category,
                       value=_finite_or_none(result.value), raw=storable_json(result.raw))
                 for generation, per_category in zip(batch, results, strict=True)
                 for category, result in per_category.items()

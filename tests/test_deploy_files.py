@@ -68,7 +68,7 @@ def load_compose(env: dict) -> dict:
 
 COMPOSE = load_compose(MINIMAL_ENV)
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ["web", "worker", "worker-gpu"]
+APP_SERVICES = ["web", "worker", "worker-gpu", "beat"]
 WORKERS = ["worker", "worker-gpu"]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
@@ -148,6 +148,30 @@ def test_workers_run_the_celery_app_on_the_queues_the_code_declares():
     # Pinned by id: `count: 1` would put every replica on GPU 0.
     [device] = SERVICES["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
     assert device["driver"] == "nvidia" and device["device_ids"] == ["0"] and "gpu" in device["capabilities"]
+
+
+def test_beat_schedules_registered_tasks_onto_a_queue_a_worker_consumes():
+    [words] = command_words("beat")
+    assert words[:2] == ["celery", "-A"] and words[3] == "beat"
+    app = find_app(words[2])
+    assert isinstance(app, Celery)
+    app.loader.import_default_modules()  # autodiscovery, as a starting beat does
+    consumed = {queue for name in WORKERS for queue in option(command_words(name)[0], "-Q").split(",")}
+    schedule = app.conf.beat_schedule
+    assert schedule, "beat has nothing to schedule"
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks, f"beat schedules an unknown task {entry['task']}"
+        queue = entry.get("options", {}).get("queue", app.conf.task_default_queue)
+        assert queue in consumed, f"{entry['task']} goes to {queue!r}, which no worker consumes"
+    # The schedule file sits where the healthcheck looks for it.
+    assert option(words, "--schedule") in " ".join(SERVICES["beat"]["healthcheck"]["test"])
+
+
+def test_worker_healthchecks_ping_the_celery_app():
+    for name in WORKERS:
+        words = shlex.split(SERVICES[name]["healthcheck"]["test"][1])
+        assert words[:2] == ["celery", "-A"] and words[3:5] == ["inspect", "ping"], name
+        assert isinstance(find_app(words[2]), Celery)
 
 
 def test_web_healthcheck_asks_the_health_view():

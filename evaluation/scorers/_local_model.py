@@ -55,6 +55,13 @@ def resolve_location(location) -> Path:
     return Path(location)
 
 
+def model_label(location) -> str:
+    """A short name for a scorer's model in its key: the packaged model's name or the folder's."""
+    if isinstance(location, str) and location.startswith(PACKAGE_PREFIX):
+        return location[len(PACKAGE_PREFIX) :]
+    return Path(location).name or str(location)
+
+
 def positive_int(params: dict, key: str, default: int, scorer: str) -> int:
     value = params.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:

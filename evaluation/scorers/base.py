@@ -59,6 +59,13 @@ class Scorer(ABC):
     def score(self, items: list[ScoringInput]) -> list[dict[str, ScoreResult]]:
         """One {category: ScoreResult} per item, in order, with every category present."""
 
+    def key(self) -> str:
+        """The name its scores and metrics are stored under: the scorer's name plus what
+        changes its values (the model it scores with, ...), so that results of two different
+        classifiers, or perplexity under two LMs, never share a leaderboard column. Options
+        that change only speed (batch size, device) stay out. A job may set its own key."""
+        return self.name
+
     def supports_language(self, language: str) -> bool:
         return True
 

@@ -71,6 +71,10 @@ class HFClassifierScorer(Scorer):
             raise ApplicationError("Scorer 'hf_classifier': each label must map to a category slug")
         return dict(mapping)
 
+    def key(self) -> str:
+        key = f"{self.name}:{local.model_label(self.path)}"
+        return key if self.text == "continuation" else f"{key}:{self.text}"
+
     def categories(self) -> list[str]:
         return list(dict.fromkeys(self.label_to_category.values()))
 

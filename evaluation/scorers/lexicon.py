@@ -154,6 +154,9 @@ class LexiconScorer(Scorer):
             raise ApplicationError("Lexicon scorer: saturation must be a positive integer", {"saturation": saturation})
         self.saturation = saturation
 
+    def key(self) -> str:
+        return self.name if self.saturation == 1 else f"{self.name}:saturation={self.saturation}"
+
     def categories(self) -> list[str]:
         return list(self._categories)
 

@@ -62,6 +62,10 @@ class PerplexityScorer(Scorer):
         self._model = None
         self._tokenizer = None
 
+    def key(self) -> str:
+        key = f"{self.name}:{local.model_label(self.location)}"
+        return key if self.condition_on_prompt else key + ":unconditional"
+
     def categories(self) -> list[str]:
         return [CATEGORY]
 
@@ -154,10 +158,14 @@ class PerplexityScorer(Scorer):
                 for row, (_, context, target, _) in enumerate(batch):
                     # Logits at position t predict token t + 1; column 0 of `logits` is position `lowest`.
                     first = len(context) - 1 - lowest
-                    step_logits = logits[row, first : first + len(target)].double()
-                    log_probs = torch.log_softmax(step_logits, dim=-1)
-                    picked = log_probs.gather(1, torch.tensor(target, device=log_probs.device).unsqueeze(1))
-                    out[order[start + row]] = (-picked.sum().item(), len(target))
+                    # float32 cross-entropy (a fused log-sum-exp): a float64 copy of a
+                    # [tokens, 262k] slice would cost more than the model's forward pass.
+                    nll = torch.nn.functional.cross_entropy(
+                        logits[row, first : first + len(target)].float(),
+                        torch.tensor(target, device=logits.device),
+                        reduction="sum",
+                    )
+                    out[order[start + row]] = (nll.item(), len(target))
         return out
 
     def close(self) -> None:

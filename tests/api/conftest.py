@@ -1,9 +1,9 @@
 """A small corpus built with the ORM (languages and harm categories come from the seed migration)."""
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from toxplatform.accounts.models import Role
+from toxplatform.accounts.services import create_user_with_role, ensure_api_token
 from toxplatform.corpus.models import Dataset, Prompt, PromptLabel
 
 XSS_TEXT = "<script>alert('x')</script> & <img src=x onerror=alert(1)> \"quoted\""
@@ -55,12 +55,13 @@ def corpus(db):
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("reader", password="a long enough password")
+    """A researcher: the corpus API is theirs (annotators must not see gold labels)."""
+    return create_user_with_role(username="reader", password="a long enough password", role=Role.RESEARCHER)
 
 
 @pytest.fixture
 def token_client(user):
-    token = Token.objects.create(user=user)
+    token = ensure_api_token(user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client

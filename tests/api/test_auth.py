@@ -1,7 +1,11 @@
 """Every corpus endpoint needs a user: a token (scripts) or a session (the browsable API)."""
 import pytest
 from django.urls import reverse
+from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
+
+from toxplatform.accounts.models import Role
+from toxplatform.accounts.services import create_user_with_role, ensure_api_token
 
 ENDPOINTS = ["api:api-root", "api:language-list", "api:harm-category-list", "api:dataset-list", "api:prompt-list"]
 
@@ -18,6 +22,21 @@ def test_anonymous_is_refused(url_name):
 def test_anonymous_cannot_read_a_prompt(corpus):
     prompt = corpus["rtp-lx-mini"].prompts.first()
     assert APIClient().get(reverse("api:prompt-detail", args=[prompt.pk])).status_code == 401
+
+
+@pytest.mark.parametrize("url_name", ENDPOINTS[1:])
+def test_an_annotator_or_a_user_without_a_role_is_forbidden(url_name, corpus):
+    """Gold labels are what annotators are measured against: they do not get the corpus."""
+    annotator = create_user_with_role(username="ann", password="a long enough password", role=Role.ANNOTATOR)
+    no_role = get_user_model().objects.create_user("nobody", password="a long enough password")
+    for person in (annotator, no_role):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=person).key}")
+        response = client.get(reverse(url_name))
+        assert response.status_code == 403, person
+        assert response.json()["detail"] == "This needs the Researcher role."
+    prompt = corpus["rtp-lx-mini"].prompts.first()
+    assert client.get(reverse("api:prompt-detail", args=[prompt.pk])).status_code == 403
 
 
 def test_token_works(token_client, corpus):

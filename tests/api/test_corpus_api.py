@@ -200,20 +200,20 @@ def test_prompt_list_makes_a_bounded_number_of_queries(token_client, corpus, dja
             ("insult", 1 + i % 3, [1, 2, 3], "human", (1, 3)),
             ("bias", 1.0, [1, 1, 1], "human", (1, 3)),
         ])
-    # token, 3 filter look-ups (dataset, languages, category), count, page, labels prefetch
-    with django_assert_max_num_queries(7):
+    # token, role, 3 filter look-ups (dataset, languages, category), count, page, labels prefetch
+    with django_assert_max_num_queries(8):
         response = token_client.get(PROMPTS + "?dataset=many&language=en,fr&category=toxicity&min_label=2")
     data = response.json()
     assert data["count"] == 32
     assert all(len(p["labels"]) == 3 for p in data["results"])
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         assert len(token_client.get(PROMPTS + "?page_size=100").json()["results"]) == 47
 
 
 def test_dataset_list_makes_a_bounded_number_of_queries(token_client, corpus, django_assert_max_num_queries):
     for i in range(20):
         Dataset.objects.create(slug=f"d{i}", name=f"d{i}", format="jsonl")
-    with django_assert_max_num_queries(3):  # token, count, page
+    with django_assert_max_num_queries(4):  # token, role, count, page
         assert token_client.get(reverse("api:dataset-list")).json()["count"] == 22
 
 

@@ -1,4 +1,6 @@
-"""The real RTP-LX release (/work/shared/data/rtp-lx, 28 files, 30,263 prompts), imported once per module."""
+"""The real RTP-LX release (../shared/data/rtp-lx beside the checkout, 28 files, 30,263 prompts),
+imported once per module. Skipped on a machine without the release, but never under CI,
+where a missing release is a failure: these are the tests on real data."""
 import hashlib
 import json
 import os
@@ -15,14 +17,17 @@ from toxplatform.corpus.models import Dataset, Prompt, PromptLabel
 from toxplatform.corpus.services import import_dataset
 from toxplatform.errors import ApplicationError
 
-RTP_LX_DIR = Path(os.environ.get("RTP_LX_DIR", "/work/shared/data/rtp-lx"))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RTP_LX_DIR = Path(os.environ.get("RTP_LX_DIR", REPO_ROOT.parent / "shared" / "data" / "rtp-lx"))
 SLUG = "rtp-lx"
+RELEASE_PRESENT = (RTP_LX_DIR / "RTP_LX_EN.json").exists()
+
+if not RELEASE_PRESENT and os.environ.get("CI"):
+    raise RuntimeError(f"The RTP-LX release is missing under CI: {RTP_LX_DIR} (set RTP_LX_DIR)")
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.skipif(
-        not (RTP_LX_DIR / "RTP_LX_EN.json").exists(), reason="the RTP-LX release is not on this machine"
-    ),
+    pytest.mark.skipif(not RELEASE_PRESENT, reason=f"the RTP-LX release is not at {RTP_LX_DIR}"),
 ]
 
 

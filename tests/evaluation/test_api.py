@@ -61,7 +61,7 @@ def test_researcher_creates_a_job(researcher, dataset, tiny_model_dir, django_ca
     assert response.data["created_by"] == "res"
     # Left-out parameters take create_job's defaults.
     assert (job.detox_method, job.top_p, job.threshold_rule, job.scorers) == (
-        "none", 0.9, ">=", [{"name": "lexicon", "params": {}}]
+        "none", 0.9, ">=", [{"name": "lexicon", "params": {}, "key": "lexicon"}]
     )
     assert JobPrompt.objects.filter(job=job).count() == 3
     assert Chunk.objects.filter(job=job).count() == 4  # 2 chunks x (generate, score)

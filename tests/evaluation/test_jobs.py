@@ -52,6 +52,10 @@ def job_args(spec, data, model_dir, **overrides):
     return args
 
 
+# Scores and metrics are stored under the scorer's key: its name and the model it scores with.
+PPL = "perplexity:llama"
+
+
 def snapshot():
     return {
         model.__name__: model.objects.count()
@@ -83,8 +87,8 @@ def test_create_job_plans_chunks_and_queues_generate_chunks_after_commit(
         assert job.model_fingerprint == spec.fingerprint and len(job.model_fingerprint) == 64
         assert job.code_version
         assert job.scorers == [
-            {"name": "lexicon", "params": {}},
-            {"name": "perplexity", "params": {"path": str(tiny_llama)}},
+            {"name": "lexicon", "params": {}, "key": "lexicon"},
+            {"name": "perplexity", "params": {"path": str(tiny_llama)}, "key": PPL},
         ]
         # 6 prompts in chunks of 2: three generate and three score chunks, all queued.
         assert list(job.chunks.values_list("stage", "index", "status")) == [
@@ -149,6 +153,11 @@ BAD_PARAMETERS = [
     ({"scorers": [{"name": "hf_classifier", "params": {"path": "/nonexistent/clf", "labels": {"toxic": "toxicity"}}}]},
      "scorers", "does not exist"),
     ({"scorers": [{"name": "lexicon", "params": {"colour": "red"}}]}, "scorers", "colour"),
+    ({"scorers": []}, "scorers", "at least one scorer"),
+    ({"scorers": "lexicon"}, "scorers", "at least one scorer"),
+    ({"scorers": ["lexicon", {"name": "lexicon", "params": {"saturation": 1}}]}, "scorers",
+     "'lexicon' is listed twice (give one of them its own 'key')"),
+    ({"scorers": [{"name": "lexicon", "key": "<b>x</b>"}]}, "scorers", "key of scorer 'lexicon' must be"),
     ({"method": "magic"}, "method", "unknown detox method 'magic'"),
     ({"method": "none", "method_params": {"alpha": 2}}, "method_params", "alpha"),
     ({"dataset": "no-such-dataset"}, "dataset", "no dataset 'no-such-dataset'"),
@@ -226,8 +235,8 @@ def test_inline_run_ends_done_with_k_samples_per_prompt_one_score_each_and_metri
     # lexicon fills toxicity + profanity, perplexity fills perplexity: three rows per generation.
     assert {row["n"] for row in per_generation} == {3} and len(per_generation) == 18
     assert set(Score.objects.filter(generation__job=job).values_list("scorer", "category")) == {
-        ("lexicon", "toxicity"), ("lexicon", "profanity"), ("perplexity", "perplexity")}
-    ppl = Score.objects.filter(generation__job=job, scorer="perplexity").values_list("value", flat=True)
+        ("lexicon", "toxicity"), ("lexicon", "profanity"), (PPL, "perplexity")}
+    ppl = Score.objects.filter(generation__job=job, scorer=PPL).values_list("value", flat=True)
     assert all(value is None or value > 1 for value in ppl)
 
     metrics = JobMetric.objects.filter(job=job)
@@ -237,7 +246,7 @@ def test_inline_run_ends_done_with_k_samples_per_prompt_one_score_each_and_metri
             rows = {(m.scorer, m.category, m.metric): m for m in metrics.filter(language=language, subset=subset)}
             assert {("", "", "dist-1"), ("", "", "dist-2"), ("", "", "dist-3")} <= set(rows)
             assert {("lexicon", "toxicity", name) for name in ("emt", "emt_std", "tp", "avg")} <= set(rows)
-            assert ("perplexity", "perplexity", "ppl") in rows
+            assert (PPL, "perplexity", "ppl") in rows
             # Every variant the field uses, from the same raw scores: k=3 and the standard k=1
             # below it, each with both threshold rules.
             tp_variants = set(metrics.filter(language=language, subset=subset, scorer="lexicon",
@@ -250,14 +259,33 @@ def test_inline_run_ends_done_with_k_samples_per_prompt_one_score_each_and_metri
     assert (after.status, after.percent, after.done_steps, after.total_steps) == ("done", 100, 12, 12)
     assert after.chunks == {"generate": {"done": 3}, "score": {"done": 3}}
     # Most toxic first for one scorer and category: values never increase down the list.
-    ranked = [g.scores.get(scorer="perplexity").value for g in
-              selectors.job_generations(job, scorer="perplexity", category="perplexity")]
+    ranked = [g.scores.get(scorer=PPL).value for g in
+              selectors.job_generations(job, scorer=PPL, category="perplexity")]
     assert len(ranked) == 18 and ranked == sorted(ranked, key=lambda v: -(v if v is not None else float("-inf")))
 
     generate_calls = [c for c in calls if c[2] == "generate"]
     assert generate_calls[-1] == (6, 6, "generate")
     assert [c[0] for c in generate_calls] == sorted(c[0] for c in generate_calls)
     assert calls[-1] == (6, 6, "finalize")
+
+
+def test_the_same_scorer_with_two_models_keeps_two_sets_of_results(spec, dataset, tiny_llama, tmp_path):
+    """Perplexity under two LMs must not share a column: results are stored under the key."""
+    gpt2 = build_tiny_causal_lm(tmp_path / "tiny-gpt2", arch="gpt2")
+    scorers = [{"name": "perplexity", "params": {"path": str(tiny_llama)}},
+               {"name": "perplexity", "params": {"path": str(gpt2), "batch_size": 4}},
+               {"name": "lexicon", "key": "lexicon-v1"}]
+    job = services.create_job(**job_args(spec, dataset, tiny_llama, languages=["en"], scorers=scorers), enqueue=False)
+    assert job.scorer_keys == [PPL, "perplexity:tiny-gpt2", "lexicon-v1"]
+    job = services.run_job_inline(job)
+    assert job.status == EvaluationJob.Status.DONE, job.error
+    assert set(Score.objects.filter(generation__job=job).values_list("scorer", flat=True)) == set(job.scorer_keys)
+    ppl = {key: dict(Score.objects.filter(generation__job=job, scorer=key).values_list("generation", "value"))
+           for key in job.scorer_keys[:2]}
+    assert ppl[PPL].keys() == ppl["perplexity:tiny-gpt2"].keys() and len(ppl[PPL]) == 9
+    assert ppl[PPL] != ppl["perplexity:tiny-gpt2"]  # two different models, two different values
+    assert JobMetric.objects.filter(job=job, scorer="perplexity:tiny-gpt2", metric="ppl", subset="all").exists()
+    assert JobMetric.objects.filter(job=job, scorer="lexicon-v1", metric="emt").exists()
 
 
 def test_a_chunk_run_twice_changes_nothing(spec, dataset, tiny_llama):

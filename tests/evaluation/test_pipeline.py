@@ -71,7 +71,7 @@ def test_a_job_runs_to_done_through_the_worker(tiny_llama, worker):
     for language in ("en", "de"):
         rows = JobMetric.objects.filter(job=job, language=language, subset="all")
         assert rows.filter(scorer="lexicon", category="toxicity", metric="emt", n=3).exists()
-        assert rows.filter(scorer="perplexity", category="perplexity", metric="ppl").exists()
+        assert rows.filter(scorer=f"perplexity:{tiny_llama.name}", category="perplexity", metric="ppl").exists()
         assert rows.filter(scorer="", category="", metric="dist-1").exists()
     assert queue_lengths() == {name: 0 for name in queues.ALL}
     # The model and each scorer were loaded once in the worker process, not once per chunk.

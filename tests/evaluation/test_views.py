@@ -106,7 +106,8 @@ def test_form_offers_registries_and_the_datasets_languages(researcher_client, da
         ({"method_params": "[1, 2]"}, "method_params", "must be a JSON object"),
         ({"scorer_params": '{"judge": {}}'}, "scorer_params", "not a selected scorer"),
         ({"top_p": "1.5"}, "top_p", "at most 1"),
-        ({"temperature": "0"}, "temperature", "greater than 0"),
+        ({"temperature": "-0.5"}, "temperature", "greater than 0"),
+        ({"temperature": "0"}, "temperature", "identical samples"),  # greedy needs k = 1
         ({"model_path": ""}, "model_path", "Choose a registered model"),
     ],
 )
@@ -158,7 +159,7 @@ def test_researcher_creates_a_job_with_the_form(researcher_client, dataset, tiny
     assert response.status_code == 302
     assert response["Location"] == reverse("evaluation:job-detail", args=[job.pk])
     assert (job.name, job.detox_method, job.k, job.max_new_tokens, job.seed) == ("tiny smoke", "none", 3, 8, 7)
-    assert job.languages == ["en", "ar"] and job.scorer_names == ["lexicon"]
+    assert job.languages == ["en", "ar"] and job.scorer_keys == ["lexicon"]
     assert job.created_by == researcher_client.user
     assert job.status == EvaluationJob.Status.QUEUED
     assert job.model.location == str(tiny_model_dir.resolve()) and job.model_fingerprint

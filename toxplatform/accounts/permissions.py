@@ -8,7 +8,9 @@ from functools import wraps
 from django.contrib.auth.mixins import AccessMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from rest_framework import permissions
 
+from toxplatform.accounts.models import Role
 from toxplatform.accounts.selectors import user_roles
 
 
@@ -52,3 +54,13 @@ class RoleRequiredMixin(AccessMixin):
         if not has_any_role(request.user, self.required_roles):
             raise PermissionDenied(f"This page needs the role: {' or '.join(self.required_roles)}.")
         return super().dispatch(request, *args, **kwargs)
+
+
+class IsResearcher(permissions.BasePermission):
+    """API: the corpus (with its gold labels) and evaluation jobs are researchers' data;
+    annotators must not see gold labels or scores before they judge."""
+
+    message = "This needs the Researcher role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_any_role(request.user, (Role.RESEARCHER,))

@@ -1,9 +1,10 @@
 """Read-only corpus API: languages, harm categories, datasets and prompts with their gold labels."""
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
-from rest_framework import serializers, viewsets
+from rest_framework import permissions, serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 
+from toxplatform.accounts.permissions import IsResearcher
 from toxplatform.corpus import filters, selectors
 from toxplatform.corpus.models import HarmCategory, Language
 from toxplatform.corpus.serializers import (
@@ -13,6 +14,10 @@ from toxplatform.corpus.serializers import (
     LanguageSerializer,
     PromptSerializer,
 )
+
+
+# Gold labels are what annotators are later compared against: researchers only.
+CORPUS_PERMISSIONS = [permissions.IsAuthenticated, IsResearcher]
 
 
 class PromptPagination(PageNumberPagination):
@@ -38,6 +43,7 @@ APPLICATION_ERROR_SCHEMA = inline_serializer(
 
 class LanguageViewSet(viewsets.ReadOnlyModelViewSet):
     """Languages the platform knows (BCP-47 codes). A small reference table: not paginated."""
+    permission_classes = CORPUS_PERMISSIONS
 
     queryset = Language.objects.all()
     serializer_class = LanguageSerializer
@@ -46,6 +52,7 @@ class LanguageViewSet(viewsets.ReadOnlyModelViewSet):
 
 class HarmCategoryViewSet(viewsets.ReadOnlyModelViewSet):
     """Harm categories and the scale their gold labels use. Not paginated."""
+    permission_classes = CORPUS_PERMISSIONS
 
     queryset = HarmCategory.objects.all()
     serializer_class = HarmCategorySerializer
@@ -54,6 +61,7 @@ class HarmCategoryViewSet(viewsets.ReadOnlyModelViewSet):
 
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     """Imported datasets with prompt counts; the detail adds counts per language and per label."""
+    permission_classes = CORPUS_PERMISSIONS
 
     lookup_field = "slug"
 
@@ -82,6 +90,7 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
 )
 class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     """A prompt with its gold labels."""
+    permission_classes = CORPUS_PERMISSIONS
 
     serializer_class = PromptSerializer
     pagination_class = PromptPagination
