@@ -18,7 +18,7 @@ languages or metrics.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -153,6 +153,9 @@ class Selection:
     subset: str = "all"
     k: int | None = None  # None: each job's own k
     rule: str = ""  # "": each job's own threshold rule
+    # The scorer key whose perplexity fills the PPL column (PPL under different LMs is not
+    # comparable, so one column shows one LM's).
+    fluency: str = ""
 
     def k_for(self, job: EvaluationJob) -> int:
         return self.k or job.k
@@ -165,6 +168,7 @@ class Selection:
 class FilterOptions:
     datasets: list[Dataset]
     scorers: list[str]
+    fluency_scorers: list[str]
     categories: list[HarmCategory]
     ks: list[int]
     subsets: list[tuple[str, str]] = field(default_factory=lambda: list(SUBSETS))
@@ -198,6 +202,16 @@ def _toxicity_metrics(dataset: Dataset | None) -> QuerySet[JobMetric]:
     return JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric=EMT.metric).order_by()
 
 
+def _fluency_scorers(dataset: Dataset | None) -> list[str]:
+    """Perplexity scorer keys of the standing jobs, the one most jobs used first (then by name)."""
+    pairs = (
+        JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric=PPL.metric)
+        .order_by().values_list("scorer", "job").distinct()
+    )
+    counts = Counter(scorer for scorer, _ in pairs)
+    return sorted(counts, key=lambda key: (-counts[key], key))
+
+
 def _category_slugs(metrics: QuerySet[JobMetric]) -> list[str]:
     """Categories with results, in the harm categories' own order."""
     slugs = set(metrics.values_list("category", flat=True).distinct())
@@ -205,13 +219,14 @@ def _category_slugs(metrics: QuerySet[JobMetric]) -> list[str]:
 
 
 def resolve_selection(
-    *, dataset: str = "", scorer: str = "", category: str = "", subset: str = "", k: str = "", rule: str = ""
+    *, dataset: str = "", scorer: str = "", category: str = "", subset: str = "", k: str = "", rule: str = "",
+    fluency: str = "",
 ) -> Selection:
     """Turn query-string values into a Selection; empty values take the defaults.
 
     Defaults: the dataset of the most recently finished DONE job, the first scorer (by name)
     with results, the `toxicity` category when it has results (else the first that has), all
-    prompts, each job's own k and rule. A value that names nothing raises ApplicationError:
+    prompts, each job's own k and rule, the perplexity scorer most standing jobs used. A value that names nothing raises ApplicationError:
     a leaderboard under a filter that was not applied would mislead.
     """
     if dataset:
@@ -234,6 +249,9 @@ def resolve_selection(
         raise ApplicationError("Unknown threshold rule.", {"rule": rule, "known": ", ".join(dict(RULES))})
     if k and not (k.isdigit() and int(k) >= 1):
         raise ApplicationError("k must be a whole number of at least 1.", {"k": k})
+    fluency_scorers = _fluency_scorers(dataset_row)
+    if fluency and fluency not in fluency_scorers:
+        raise ApplicationError("No perplexity results from this scorer.", {"fluency": fluency})
     if not category and categories:
         category = DEFAULT_CATEGORY if DEFAULT_CATEGORY in categories else categories[0]
     return Selection(
@@ -243,6 +261,7 @@ def resolve_selection(
         subset=subset or "all",
         k=int(k) if k else None,
         rule=rule,
+        fluency=fluency or (fluency_scorers[0] if fluency_scorers else ""),
     )
 
 
@@ -256,6 +275,7 @@ def filter_options(selection: Selection) -> FilterOptions:
     return FilterOptions(
         datasets=list(Dataset.objects.filter(jobs__status=EvaluationJob.Status.DONE).distinct().order_by("name", "id")),
         scorers=sorted(set(metrics.values_list("scorer", flat=True).distinct())),
+        fluency_scorers=_fluency_scorers(selection.dataset),
         categories=list(HarmCategory.objects.filter(slug__in=_category_slugs(metrics))),
         ks=sorted(ks, reverse=True),
     )
@@ -291,15 +311,19 @@ def _metric_cells(
 ) -> dict[int, dict[str, dict[str, Cell]]]:
     """{job id: {language code: {metric: Cell}}} in one query.
 
-    Toxicity metrics come from the selected scorer and category; fluency and diversity do not
-    depend on them (when several scorers measured perplexity, the first by name is shown).
+    Toxicity metrics come from the selected scorer and category, perplexity from the selected
+    fluency scorer; diversity depends on neither.
     Only the variant matching the selection's (or the job's own) k and rule is kept.
     """
     toxicity = [m for m in metrics if COLUMNS_BY_METRIC[m].per_scorer]
     if EMT.metric in metrics:
         toxicity.append(EMT_STD)
     quality = [m for m in metrics if not COLUMNS_BY_METRIC[m].per_scorer]
-    wanted = Q(metric__in=toxicity, scorer=selection.scorer, category=selection.category) | Q(metric__in=quality)
+    wanted = (
+        Q(metric__in=toxicity, scorer=selection.scorer, category=selection.category)
+        | Q(metric__in=[m for m in quality if m != PPL.metric])
+        | Q(metric=PPL.metric, scorer=selection.fluency) & Q(metric__in=quality)
+    )
     rows = JobMetric.objects.filter(wanted, job__in=[job.id for job in jobs], subset=selection.subset)
     if languages is not None:
         rows = rows.filter(language__in=[language.code for language in languages])
@@ -315,8 +339,7 @@ def _metric_cells(
         if row["metric"] == EMT_STD:
             stds.append(row)
             continue
-        # setdefault: the first scorer by name wins for a quality metric measured by several.
-        found[row["job_id"]][row["language_id"]].setdefault(
+        found[row["job_id"]][row["language_id"]].setdefault(  # one row per metric: set once
             row["metric"], Cell(row["value"], row["ci_low"], row["ci_high"], row["n"], variant=row["variant"])
         )
     for row in stds:

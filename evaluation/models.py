@@ -57,6 +57,9 @@ class EvaluationJob(models.Model):
     model_fingerprint = models.CharField(max_length=64, blank=True)
     detox_method = models.CharField(max_length=50, default="none")
     detox_params = models.JSONField(default=dict, blank=True)
+    # How the method ran: its prepared artifact, a derived model's fingerprint, languages
+    # that fell back (DetoxMethod.notes, merged from every chunk).
+    detox_notes = models.JSONField(default=dict, blank=True)
 
     # Prompt selection
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="jobs")

@@ -14,6 +14,10 @@ class Registry:
         self._classes[cls.name] = cls
         return cls
 
+    def unregister(self, name: str) -> None:
+        """Remove a class (plugins loaded for a while, tests)."""
+        self._classes.pop(name, None)
+
     def get(self, name: str) -> type:
         try:
             return self._classes[name]

@@ -36,7 +36,7 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvaluationJob
         fields = [
-            "id", "name", "status", "model", "model_fingerprint", "detox_method", "detox_params",
+            "id", "name", "status", "model", "model_fingerprint", "detox_method", "detox_params", "detox_notes",
             "dataset", "languages", "categories", "prompt_split", "prompts_per_language", "seed",
             "k", "max_new_tokens", "top_p", "temperature", "batch_size", "chunk_size", "scorers",
             "toxic_threshold", "threshold_rule", "total_prompts", "generated_prompts", "scored_prompts",

@@ -17,6 +17,7 @@ the demo) call the same functions; only the dispatch of the next step differs.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -695,6 +696,33 @@ def generate_chunk(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
                 )
             if on_batch:
                 on_batch(Chunk.Stage.GENERATE, len(batch))
+    record_method_notes(job, loaded.take_notes())
+
+
+def record_method_notes(job: EvaluationJob, notes: dict) -> None:
+    """Merge what the detox method noted into job.detox_notes (lists as sorted unions, so
+    chunks on several workers add up in any order)."""
+    if not notes:
+        return
+    with transaction.atomic():
+        current = EvaluationJob.objects.select_for_update().values_list("detox_notes", flat=True).get(pk=job.pk)
+        merged = _merge_notes(current or {}, storable_json(notes))
+        if merged != current:
+            EvaluationJob.objects.filter(pk=job.pk).update(detox_notes=merged)
+    job.detox_notes = merged
+
+
+def _merge_notes(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    for key, value in new.items():
+        before = merged.get(key)
+        if isinstance(value, list) and isinstance(before, list):
+            merged[key] = sorted({json.dumps(v, sort_keys=True): v for v in before + value}.values(), key=str)
+        elif isinstance(value, dict) and isinstance(before, dict):
+            merged[key] = _merge_notes(before, value)
+        else:
+            merged[key] = value
+    return merged
 
 
 # --- score -------------------------------------------------------------------------------

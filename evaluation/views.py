@@ -23,7 +23,7 @@ from toxplatform.errors import ApplicationError
 
 def _leaderboard_selection(request):
     return leaderboards.resolve_selection(
-        **{name: request.GET.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule")}
+        **{name: request.GET.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule", "fluency")}
     )
 
 

@@ -68,6 +68,15 @@ class LoadedGenerator:
     base: Generator
     method: DetoxMethod
     model: Generator
+    # Facts fixed when it loaded (artifact, derived model), kept in each job's detox_notes.
+    load_notes: dict
+
+    def take_notes(self) -> dict:
+        """The load notes plus what the method noted since the last call (then forgotten:
+        a cached method serves later jobs, which must not inherit this job's notes)."""
+        notes = {**self.load_notes, **self.method.notes}
+        self.method.notes = {}
+        return notes
 
     def transform_prompt(self, prompt: PromptInput) -> PromptInput:
         return self.method.transform_prompt(prompt)
@@ -104,7 +113,14 @@ def _load_generator(job) -> LoadedGenerator:
     method = detox_registry.get(job.detox_method)(**job.detox_params)
     base = load_generator(job.model)
     try:
-        return LoadedGenerator(base=base, method=method, model=method.model_for(base))
+        load_notes = {}
+        if method.needs_preparation:
+            method.load_or_prepare(base, method.preparation_data(job))
+            load_notes["artifact"] = method.artifact_key
+        model = method.model_for(base)
+        if model is not base:
+            load_notes["derived_model_fingerprint"] = model.fingerprint()
+        return LoadedGenerator(base=base, method=method, model=model, load_notes=load_notes)
     except BaseException:
         base.close()
         raise

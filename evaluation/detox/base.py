@@ -11,6 +11,10 @@ A method acts at one or more of four points, each optional:
 - `prepare(generator, data)`: work done once per (method, model fingerprint, data
   fingerprint, params fingerprint) — neuron expertise, steering vectors, probes — cached
   as files under MODEL_CACHE_DIR/artifacts and a DetoxArtifact row (`load_or_prepare`).
+  A method that sets `needs_preparation` says what to prepare from in
+  `preparation_data(job)` (e.g. toxic and non-toxic prompts of a dataset); the worker
+  prepares (or loads) it when it loads the model, before `derive_model`, and records the
+  artifact in the job's `detox_notes`.
 
 Parameters are checked when the method is built: `defaults` names every parameter and
 its type (the default's type); `check(params)` adds range rules. A bad value raises one
@@ -98,10 +102,14 @@ class DetoxMethod:
     requires_local_model: bool = False
     # Parameter name -> default; the default's type is the parameter's type.
     defaults: dict[str, Any] = {}
+    # True: the worker calls load_or_prepare(generator, preparation_data(job)) before use.
+    needs_preparation: bool = False
 
     def __init__(self, **params):
         self.params = self.validate_params(params)
         self.artifact: Any = None
+        # Which prepared artifact is in use: the DetoxArtifact key and its folder.
+        self.artifact_key: dict[str, str] | None = None
         # Facts about how the method ran, kept with the job (e.g. languages that fell back).
         self.notes: dict[str, Any] = {}
         self._derived: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -134,6 +142,11 @@ class DetoxMethod:
         return fingerprint_json({"method": self.name, "params": self.params})
 
     # --- preparation -------------------------------------------------------------------
+    def preparation_data(self, job) -> Any:
+        """What `prepare` learns from, as a JSON-able value (read from the database here,
+        so that every worker derives the same data and the same fingerprint)."""
+        return None
+
     def prepare(self, generator: Generator, data: Any) -> Any:
         """Compute what the method needs from the model and data (tensors, vectors...)."""
         return None
@@ -165,6 +178,7 @@ class DetoxMethod:
         row = DetoxArtifact.objects.filter(**key).first()
         if row is not None and (Path(row.path) / ARTIFACT_FILE).exists():
             self.artifact = self.load_artifact(Path(row.path))
+            self.artifact_key = {**key, "path": row.path}
             return self.artifact
         artifact = self.prepare(generator, data)
         directory = Path(settings.MODEL_CACHE_DIR) / "artifacts" / self.name / fingerprint_json(key)[:32]
@@ -181,6 +195,7 @@ class DetoxMethod:
             raise
         DetoxArtifact.objects.update_or_create(**key, defaults={"path": str(directory)})
         self.artifact = artifact
+        self.artifact_key = {**key, "path": str(directory)}
         return artifact
 
     # --- application -------------------------------------------------------------------

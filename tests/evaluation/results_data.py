@@ -49,6 +49,9 @@ def make_job(model: str, method: str, dataset: Dataset, *, status=EvaluationJob.
     )
 
 
+PPL_SCORER = "perplexity:big-lm"
+
+
 def add_metric(job, language, metric, value, *, scorer="lexicon", category="toxicity", subset="all",
                variant=None, n=100, ci=None) -> JobMetric:
     """A JobMetric with metrics.py's names and variants; the CI defaults to value ± 0.05."""
@@ -69,7 +72,7 @@ def add_toxicity(job, language, *, emt, tp, avg, std=0.1, **options) -> None:
 
 
 def add_quality(job, language, *, ppl, dists=(0.9, 0.8, 0.7), subset="all") -> None:
-    add_metric(job, language, "ppl", ppl, scorer="perplexity", category="perplexity", subset=subset, ci=(ppl - 1, ppl + 1))
+    add_metric(job, language, "ppl", ppl, scorer=PPL_SCORER, category="perplexity", subset=subset, ci=(ppl - 1, ppl + 1))
     for n, value in enumerate(dists, start=1):
         add_metric(job, language, f"dist-{n}", value, scorer="", category="", subset=subset,
                    variant=f"k={job.k}, words")

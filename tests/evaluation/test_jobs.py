@@ -17,10 +17,15 @@ from django.utils import timezone
 
 from evaluation import selectors, services
 from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, JobPrompt, ModelSpec, Score
+from evaluation import worker_cache
+from evaluation.detox import registry as detox_registry
+from evaluation.detox.base import DetoxMethod, fingerprint_json
+from evaluation.models import DetoxArtifact
 from evaluation.scorers import registry as scorer_registry
 from evaluation.scorers.base import Scorer, ScoreResult
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import closed_port, flush_broker, make_dataset, model_spec_for, queue_lengths
+from toxplatform.corpus.models import Prompt
 from toxplatform.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db
@@ -204,12 +209,9 @@ def test_a_model_path_is_accepted_and_registered(dataset, tiny_llama, db):
     assert job.model_fingerprint == job.model.fingerprint
 
 
-def test_an_http_endpoint_cannot_run_a_method_that_needs_the_weights(dataset, tiny_llama, db):
-    from evaluation.detox import registry as detox_registry
-
+def test_an_http_endpoint_cannot_run_a_method_that_needs_the_weights(dataset, tiny_llama, prepared_ban):
     needs_weights = [name for name in detox_registry.names() if detox_registry.get(name).requires_local_model]
-    if not needs_weights:
-        pytest.skip("no detox method that hooks the model is registered yet")
+    assert prepared_ban.name in needs_weights
     remote = ModelSpec.objects.create(name="remote", backend="openai", location="http://127.0.0.1:9/v1",
                                       remote_model="m")
     with pytest.raises(ApplicationError) as raised:
@@ -495,7 +497,7 @@ def flaky_scorer():
     scorer_registry.register(FlakyScorer)
     FlakyScorer.failures_left = 1
     yield FlakyScorer
-    scorer_registry._classes.pop(FlakyScorer.name, None)
+    scorer_registry.unregister(FlakyScorer.name)
 
 
 def test_a_transient_error_is_retried_and_counts_as_an_attempt(spec, dataset, tiny_llama, flaky_scorer):
@@ -515,6 +517,98 @@ def test_a_transient_error_that_persists_fails_the_job_after_the_attempt_cap(spe
     job = services.run_job_inline(job)
     assert job.status == EvaluationJob.Status.FAILED
     assert "HTTP 503 from the scoring API" in job.error and "after 3 attempts" in job.error
+
+
+# --- detox methods that prepare ------------------------------------------------------------
+
+
+class PreparedBan(DetoxMethod):
+    """A method plugin that learns from data: the most frequent token of the job's toxic
+    prompts (prepared once per model + data), banned by a logits processor while generating."""
+
+    name = "test_prepared_ban"
+    requires_local_model = True
+    needs_preparation = True
+    prepare_calls = 0
+    processor_calls = 0
+
+    def preparation_data(self, job):
+        texts = JobPrompt.objects.filter(job=job, prompt__is_toxic=True).order_by("prompt__external_id")
+        return {"toxic": list(texts.values_list("prompt__text", flat=True))}
+
+    def prepare(self, generator, data):
+        import torch
+
+        PreparedBan.prepare_calls += 1
+        ids = [i for text in data["toxic"] for i in generator.tokenizer(text, add_special_tokens=False)["input_ids"]]
+        return torch.tensor([max(set(ids), key=ids.count)])
+
+    def install(self, generator, ctx):
+        banned = int(self.artifact[0])
+
+        def ban(input_ids, scores):
+            PreparedBan.processor_calls += 1
+            scores[:, banned] = float("-inf")
+            return scores
+
+        ctx.logits_processor(ban)
+        self.notes["banned_token"] = banned
+
+
+@pytest.fixture
+def prepared_ban():
+    detox_registry.register(PreparedBan)
+    PreparedBan.prepare_calls = PreparedBan.processor_calls = 0
+    worker_cache.clear()
+    yield PreparedBan
+    worker_cache.clear()
+    detox_registry.unregister(PreparedBan.name)
+
+
+def test_a_method_prepares_once_per_model_and_data_and_the_job_records_its_artifact(
+    spec, dataset, tiny_llama, prepared_ban, settings, tmp_path
+):
+    settings.MODEL_CACHE_DIR = tmp_path / "cache"
+    args = job_args(spec, dataset, tiny_llama, method=prepared_ban.name, scorers=["lexicon"])
+    first = services.run_job_inline(services.create_job(**args, enqueue=False))
+    assert first.status == EvaluationJob.Status.DONE, first.error
+    assert prepared_ban.prepare_calls == 1 and prepared_ban.processor_calls > 0
+    [artifact] = DetoxArtifact.objects.all()
+    toxic = Prompt.objects.filter(dataset=dataset, is_toxic=True, language__in=["en", "de"])
+    data = {"toxic": list(toxic.order_by("external_id").values_list("text", flat=True))}
+    assert artifact.data_fingerprint == fingerprint_json(data)
+    assert artifact.model_fingerprint == spec.fingerprint
+    first.refresh_from_db()
+    assert first.detox_notes["artifact"]["path"] == artifact.path
+    assert first.detox_notes["artifact"]["data_fingerprint"] == artifact.data_fingerprint
+    assert isinstance(first.detox_notes["banned_token"], int)
+
+    # A fresh process (cache cleared) with the same model and data loads the saved artifact.
+    worker_cache.clear()
+    second = services.run_job_inline(services.create_job(**args, enqueue=False))
+    assert second.status == EvaluationJob.Status.DONE, second.error
+    assert prepared_ban.prepare_calls == 1 and DetoxArtifact.objects.count() == 1
+    second.refresh_from_db()
+    assert second.detox_notes == first.detox_notes
+
+    # Other data (English prompts only): prepared anew, a second artifact.
+    worker_cache.clear()
+    third = services.run_job_inline(services.create_job(**{**args, "languages": ["en"]}, enqueue=False))
+    assert third.status == EvaluationJob.Status.DONE, third.error
+    assert prepared_ban.prepare_calls == 2 and DetoxArtifact.objects.count() == 2
+
+
+def test_notes_from_chunks_are_merged_into_the_job(spec, dataset, tiny_llama):
+    job = services.create_job(**job_args(spec, dataset, tiny_llama, method="system_prompt", scorers=["lexicon"]),
+                              enqueue=False)
+    services.record_method_notes(job, {"fallback_languages": ["sw"], "artifact": {"path": "/a"}})
+    services.record_method_notes(job, {"fallback_languages": ["am", "sw"]})
+    job.refresh_from_db()
+    assert job.detox_notes == {"fallback_languages": ["am", "sw"], "artifact": {"path": "/a"}}
+    # English and German have written instructions: nothing falls back, nothing is noted.
+    job = services.run_job_inline(services.create_job(
+        **job_args(spec, dataset, tiny_llama, method="system_prompt", scorers=["lexicon"]), enqueue=False))
+    assert job.status == EvaluationJob.Status.DONE and job.detox_notes == {}
 
 
 # --- finalize ----------------------------------------------------------------------------

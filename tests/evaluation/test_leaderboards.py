@@ -8,7 +8,15 @@ from django.urls import reverse
 from evaluation import charts, leaderboards
 from evaluation.leaderboards import Selection, resolve_selection, variant_matches
 from evaluation.models import EvaluationJob
-from tests.evaluation.results_data import add_metric, add_quality, add_toxicity, make_dataset, make_job, make_user
+from tests.evaluation.results_data import (
+    PPL_SCORER,
+    add_metric,
+    add_quality,
+    add_toxicity,
+    make_dataset,
+    make_job,
+    make_user,
+)
 from toxplatform.accounts.models import Role
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
@@ -48,7 +56,8 @@ def board():
 
 
 def selection(board, **overrides):
-    return Selection(**{"dataset": board["dataset"], "scorer": "lexicon", "category": "toxicity", **overrides})
+    return Selection(**{"dataset": board["dataset"], "scorer": "lexicon", "category": "toxicity",
+                        "fluency": PPL_SCORER, **overrides})
 
 
 def english():
@@ -133,14 +142,33 @@ def test_variant_matching():
 
 def test_resolve_selection_defaults_and_errors(board):
     chosen = resolve_selection()
-    assert (chosen.dataset, chosen.scorer, chosen.category, chosen.subset, chosen.k, chosen.rule) == (
-        board["dataset"], "lexicon", "toxicity", "all", None, ""
-    )
+    assert (chosen.dataset, chosen.scorer, chosen.category, chosen.subset, chosen.k, chosen.rule,
+            chosen.fluency) == (board["dataset"], "lexicon", "toxicity", "all", None, "", PPL_SCORER)
     assert resolve_selection(k="10", rule=">").k == 10
     for bad in ({"dataset": "nope"}, {"scorer": "nope"}, {"category": "violence"}, {"subset": "half"},
-                {"k": "0"}, {"k": "x"}, {"rule": "<"}):
+                {"k": "0"}, {"k": "x"}, {"rule": "<"}, {"fluency": "perplexity:nope"}, {"fluency": "lexicon"}):
         with pytest.raises(ApplicationError):
             resolve_selection(**bad)
+
+
+def test_perplexity_under_two_lms_never_shares_the_ppl_column(board):
+    """PPL under another scoring LM is another number: the column shows one LM's, chosen."""
+    def add_ppl(job, language, value, scorer="perplexity:small-lm"):
+        add_metric(job, language, "ppl", value, scorer=scorer, category="perplexity")
+
+    add_ppl(board["beta_none"], "en", 40.0)
+    add_ppl(board["alpha_sys"], "en", 33.0)
+
+    def ppl(**choice):
+        table = leaderboards.language_leaderboard(language=english(), selection=selection(board, **choice))
+        return {entry.label: entry.cells["ppl"].value for entry in table.entries if "ppl" in entry.cells}
+
+    assert ppl() == {"alpha · system_prompt": 14.0, "alpha · none": 12.5}
+    assert ppl(fluency="perplexity:small-lm") == {"alpha · system_prompt": 33.0, "beta · none": 40.0}
+    # Both keys cover two standing jobs: the tie goes by name.
+    assert leaderboards.filter_options(selection(board)).fluency_scorers == [PPL_SCORER, "perplexity:small-lm"]
+    add_ppl(board["alpha_none"], "ar", 50.0)
+    assert resolve_selection().fluency == "perplexity:small-lm"  # now used by three jobs
 
 
 def test_filter_options(board):
@@ -186,7 +214,7 @@ def test_query_count_does_not_grow_with_jobs(board):
             add_toxicity(job, code, emt=0.5, tp=0.5, avg=0.2)
             add_quality(job, code, ppl=10.0)
     assert [count(call) for call in calls] == before
-    assert max(before) <= 6
+    assert max(before) <= 7  # filter options: datasets, scorers, fluency scorers, categories, ks
 
 
 # --- pages ------------------------------------------------------------------------------------
