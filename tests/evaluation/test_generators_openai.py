@@ -85,6 +85,17 @@ def test_gives_up_after_max_retries_with_the_reason(server):
     assert len(server.requests) == 3
 
 
+def test_a_server_slower_than_the_timeout_is_retried_then_reported(server):
+    server.delay_s = 1.0
+    with pytest.raises(ApplicationError) as error:
+        make(server, timeout_s=0.2, max_retries=1).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert "ReadTimeout" in str(error.value) and "cannot reach" in str(error.value)
+    assert error.value.extra["attempts"] == 2
+    assert len(server.requests) == 2  # each timed-out request was sent, then given up on
+    server.delay_s = 0.05  # within the timeout: the same client succeeds
+    assert len(make(server, timeout_s=2).generate(PROMPTS[:1], GenerationParams(k=2))[0]) == 2
+
+
 def test_client_error_surfaces_the_server_message_without_retrying(server):
     server.reject = (400, "max_tokens is too large: 999999")
     with pytest.raises(ApplicationError) as error:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation import services, tasks
+from evaluation import tasks
 from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import (
@@ -50,10 +50,10 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_job_ends_with_nothing_dou
     assert 0 < generated_at_kill < job.total_prompts * job.k
 
     with CeleryWorker(log_path=log_path) as second:
-        # The killed chunk's message stays unacked in Redis until its visibility timeout;
-        # resume (what beat's resume_stale_jobs does) re-sends it, and the new worker may
-        # take it over at once because the claim's process is gone from this host.
-        services.resume_job(job)
+        # The killed chunk's message stays unacked in Redis until its visibility timeout.
+        # Beat's periodic task, sent through the broker as beat sends it, finds the claim
+        # whose process is gone from this host, frees it and re-sends the chunk.
+        tasks.resume_stale_jobs.apply_async(queue=queues.DEFAULT)
         job = wait_until_finished(job, second)
 
     assert job.status == EvaluationJob.Status.DONE, job.error
