@@ -1,15 +1,25 @@
-"""Generation throughput: the platform's hf generator vs a bare `model.generate` loop.
+"""Generation throughput: the platform vs a bare `model.generate` loop.
 
-Both run on the same loaded model, prompts and settings (k samples per prompt, nucleus
-p, `min_new_tokens = max_new_tokens` so every sequence has full length), alternating
-a, b, a, b after one warm-up each; the best run of each is reported, with the ratio
-platform / bare (target >= 0.9).
+- bare: what a user writes with transformers alone;
+- platform: the hf generator the pipeline calls (`load_generator(...).generate`), on the
+  same loaded model;
+- pipeline (`--pipeline`): whole generate chunks of a real job, as a worker runs them
+  (`services.run_generate_chunk`: claim, detox method applied, generation, bulk insert of
+  the Generation rows, progress counters), on a scratch database (SQLite under a temp
+  folder unless DATABASE_URL is set) with its own copy of the model, loaded before timing.
+
+All run the same prompts and settings (k samples per prompt, nucleus p; bare and platform
+with `min_new_tokens = max_new_tokens` so every sequence has full length; a job has no
+such option, so pipeline sequences may end at EOS: with random weights that is about one
+sequence in 2,500, and tokens/s is reported too), alternating after one warm-up each;
+the best run of each is reported, with the ratios to bare (target >= 0.9).
 
     python bench/bench_generation.py                                  # SmolLM2 if installed, else llama-30m
     python bench/bench_generation.py --model smollm2-135m-instruct    # a packaged model
     python bench/bench_generation.py --model /path/to/model-dir
     python bench/bench_generation.py --random-shape llama-163m --prompts 40   # GPU machine
     python bench/bench_generation.py --dtype float32                  # compare CPU dtypes
+    python bench/bench_generation.py --random-shape llama-30m --pipeline   # + the worker's chunks
 
 Random shapes are random-init models of real shapes (weights do not change speed when
 the length is forced); their tokenizer is the tiny test tokenizer, so the text is noise.
@@ -29,6 +39,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toxplatform.settings")
+if "--pipeline" in sys.argv and "DATABASE_URL" not in os.environ:
+    # Settings are read once, at setup: the scratch database must be chosen before it.
+    os.environ["TOXPLATFORM_VAR_DIR"] = tempfile.mkdtemp(prefix="toxplatform-bench-")
 
 import django  # noqa: E402
 
@@ -116,6 +129,51 @@ def platform_generate(generator, prompts, params: GenerationParams) -> int:
     return sum(len(samples) for samples in results)
 
 
+class PipelineRun:
+    """Real jobs on a scratch database; each run is a fresh job's generate chunks."""
+
+    def __init__(self, location: str, prompts: list[PromptInput], args):
+        from django.core.management import call_command
+
+        from evaluation.models import ModelSpec
+        from toxplatform.corpus.models import Dataset, Prompt
+
+        call_command("migrate", verbosity=0)
+        self.dataset, _ = Dataset.objects.get_or_create(slug="bench-generation", defaults={"name": "bench"})
+        self.dataset.prompts.all().delete()
+        Prompt.objects.bulk_create(
+            Prompt(dataset=self.dataset, language_id="en", external_id=str(i), text=p.text)
+            for i, p in enumerate(prompts)
+        )
+        self.spec, _ = ModelSpec.objects.update_or_create(
+            name="bench-model", defaults={"location": location, "dtype": args.dtype, "device": args.device}
+        )
+        self.args = args
+        self.tokens = 0
+
+    def __call__(self) -> int:
+        from evaluation import services
+        from evaluation.models import Chunk, EvaluationJob, Generation
+
+        args = self.args
+        job = services.create_job(
+            model=self.spec, method="none", dataset=self.dataset, languages=["en"], k=args.k,
+            max_new_tokens=args.max_new_tokens, top_p=args.top_p, temperature=1.0, seed=0, scorers=["lexicon"],
+            batch_size=args.batch_size, chunk_size=args.prompts, enqueue=False,
+        )
+        # What enqueue_job does, without the broker: the chunks become claimable.
+        EvaluationJob.objects.filter(pk=job.pk).update(status=EvaluationJob.Status.QUEUED)
+        for chunk_id in job.chunks.filter(stage=Chunk.Stage.GENERATE).values_list("id", flat=True):
+            services.run_generate_chunk(chunk_id, dispatch=False)
+        rows = Generation.objects.filter(job=job)
+        made = rows.count()
+        if made != args.prompts * args.k:
+            job.refresh_from_db()
+            raise SystemExit(f"the pipeline made {made} of {args.prompts * args.k} continuations: {job.error}")
+        self.tokens = sum(rows.values_list("token_count", flat=True))
+        return made
+
+
 def timed(fn) -> tuple[float, int]:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -160,6 +218,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--pipeline", action="store_true", help="also time a real job's generate chunks")
     parser.add_argument("--json", help="also write the result as JSON to this file")
     args = parser.parse_args()
 
@@ -187,13 +246,18 @@ def main() -> None:
             "bare": lambda: bare_generate(generator.model, generator.tokenizer, prompts, params),
             "platform": lambda: platform_generate(generator, prompts, params),
         }
+        if args.pipeline:
+            runs["pipeline"] = PipelineRun(location, prompts, args)
         best = {name: 0.0 for name in runs}
-        for name, fn in runs.items():  # warm-up: first-call allocations, lazy kernels
+        best_tokens = 0.0
+        for name, fn in runs.items():  # warm-up: first-call allocations, lazy kernels, the job's model
             timed(fn)
         for _ in range(args.repeats):
             for name, fn in runs.items():
                 seconds, made = timed(fn)
                 best[name] = max(best[name], made / seconds)
+                if name == "pipeline":
+                    best_tokens = max(best_tokens, fn.tokens / seconds)
         result = {
             "model": label,
             "params": {
@@ -208,6 +272,15 @@ def main() -> None:
             "ratio": round(best["platform"] / best["bare"], 3),
             "machine": machine_info(generator),
         }
+        if args.pipeline:
+            full_length_tokens = best["bare"] * args.max_new_tokens  # bare forces full length
+            result |= {
+                "pipeline_cont_per_s": round(best["pipeline"], 2),
+                "pipeline_ratio": round(best["pipeline"] / best["bare"], 3),
+                "pipeline_tokens_per_s": round(best_tokens, 1),
+                "pipeline_token_ratio": round(best_tokens / full_length_tokens, 3),
+                "database": django.conf.settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            }
     print(json.dumps(result, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from evaluation import charts, leaderboards, results, selectors, services
@@ -178,4 +179,8 @@ def job_cancel(request, pk: int):
         messages.error(request, str(error))
     else:
         messages.success(request, f"Job {job.pk} was cancelled.")
+    # The job list's cancel buttons come back to the list (only to a page of this site).
+    back = request.POST.get("next", "")
+    if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
     return redirect("evaluation:job-detail", pk=job.pk)

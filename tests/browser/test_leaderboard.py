@@ -139,6 +139,38 @@ def test_job_page_polls_progress_until_the_job_ends(page):
     assert page.page_errors == []
 
 
+def test_job_list_follows_unfinished_jobs_and_cancels_from_the_list(page):
+    dataset = make_dataset()
+    make_user("res", Role.RESEARCHER)
+    running = make_job("gemma-3-270m", "none", dataset, status=EvaluationJob.Status.RUNNING, total_prompts=4)
+    queued = make_job("smollm2-135m", "system_prompt", dataset, status=EvaluationJob.Status.QUEUED, total_prompts=4)
+    done = make_job("smollm2-135m", "none", dataset, finished_minutes=1, total_prompts=4, generated_prompts=4,
+                    scored_prompts=4)
+    log_in(page, "res", "/evaluation/jobs/")
+
+    def row(job):
+        return page.locator(f"tr[data-job-row][data-url='/evaluation/jobs/{job.pk}/progress/']")
+
+    assert row(running).locator("[data-progress-text]").inner_text() == "0%"
+    assert row(done).get_by_role("button").count() == 0  # nothing to cancel
+    EvaluationJob.objects.filter(pk=running.pk).update(generated_prompts=4, scored_prompts=2)
+    selector = f"tr[data-url='/evaluation/jobs/{running.pk}/progress/'] [data-progress-text]"
+    page.wait_for_function(f"document.querySelector(\"{selector}\").textContent === '75%'")
+    EvaluationJob.objects.filter(pk=running.pk).update(status=EvaluationJob.Status.DONE, scored_prompts=4)
+    page.wait_for_function(f"document.querySelector(\"{selector}\").textContent === '100%'")
+    assert row(running).locator("[data-status]").inner_text() == "done"
+    assert row(running).get_by_role("button").count() == 0  # the finished row lost its cancel button
+
+    row(queued).get_by_role("button", name=f"Cancel job {queued.pk}").click()
+    page.wait_for_url("**/evaluation/jobs/")
+    assert page.get_by_text(f"Job {queued.pk} was cancelled.").count() == 1
+    assert row(queued).locator("[data-status]").inner_text() == "cancelled"
+    queued.refresh_from_db()
+    assert queued.status == EvaluationJob.Status.CANCELLED and queued.cancel_requested
+    page.screenshot(path="/tmp/h7_job_list.png", full_page=True)
+    assert page.page_errors == []
+
+
 @pytest.fixture
 def purge_broker():
     """Queuing a job from the form really sends its tasks; no worker runs here, so drop them after."""

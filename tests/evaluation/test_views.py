@@ -313,3 +313,14 @@ def test_a_job_run_for_real_shows_on_its_page_and_the_leaderboard(researcher_cli
     assert [entry.job for entry in board.entries] == [job]
     assert board.entries[0].cells["emt"].value == emt.value
     assert board.variants.labels == ["k=2", "k=2, ≥0.5"]
+
+
+@pytest.mark.parametrize("next_url, lands_on", [("/evaluation/jobs/?page=1", "/evaluation/jobs/?page=1"),
+                                                ("https://evil.example/", None), ("//evil.example/x", None)])
+def test_cancel_goes_back_only_to_a_page_of_this_site(researcher_client, dataset, next_url, lands_on):
+    job = make_job("m", "none", dataset, status=EvaluationJob.Status.RUNNING)
+    response = researcher_client.post(reverse("evaluation:job-cancel", args=[job.pk]), {"next": next_url})
+    assert response.status_code == 302
+    assert response["Location"] == (lands_on or reverse("evaluation:job-detail", args=[job.pk]))
+    job.refresh_from_db()
+    assert job.status == EvaluationJob.Status.CANCELLED
