@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from evaluation.detox.base import DetoxMethod
 from evaluation.generators.base import GenerationHooks, Generator, PromptInput
+from toxplatform.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,13 @@ def _load_generator(job) -> LoadedGenerator:
     method = detox_registry.get(job.detox_method)(**job.detox_params)
     base = load_generator(job.model)
     try:
+        # The job's results must come from the weights it was queued with.
+        if job.model_fingerprint and base.fingerprint() != job.model_fingerprint:
+            raise ApplicationError(
+                f"The files of model {job.model.name!r} changed after the job was queued; "
+                "queue a new job to evaluate the new weights",
+                {"queued with": job.model_fingerprint[:16], "found": base.fingerprint()[:16]},
+            )
         load_notes = {}
         if method.needs_preparation:
             method.load_or_prepare(base, method.preparation_data(job))

@@ -458,6 +458,18 @@ def test_an_unreachable_endpoint_fails_the_job_with_a_readable_error(dataset, ti
     assert not Generation.objects.filter(job=job).exists()
 
 
+def test_weights_changed_after_queueing_fail_the_job_instead_of_mixing_models(dataset, tmp_path, db):
+    model_dir = build_tiny_causal_lm(tmp_path / "model", arch="llama")
+    job = services.create_job(**job_args(None, dataset, model_dir, model=str(model_dir), scorers=["lexicon"]),
+                              enqueue=False)
+    build_tiny_causal_lm(tmp_path / "model", arch="llama", seed=1)  # retrained in place
+    worker_cache.clear()
+    job = services.run_job_inline(job)
+    assert job.status == EvaluationJob.Status.FAILED
+    assert "changed after the job was queued" in job.error
+    assert not Generation.objects.filter(job=job).exists()
+
+
 def test_what_a_model_writes_is_stored_as_data_even_nul_bytes_and_markup(dataset, tiny_llama, db):
     from tests.loopback_openai import LoopbackOpenAI
 
