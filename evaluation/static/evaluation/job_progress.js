@@ -1,51 +1,67 @@
-// Live progress on the job page: polls the progress endpoint every 2 s until the job ends,
-// then reloads once so the results and samples appear.
+// Live job progress. Every element marked data-job-progress (the job page's progress card,
+// each unfinished row of the job list) polls its data-url until the job ends, and updates
+// the progress bar, status badge, counts and error inside it (as text, never HTML: error
+// messages may quote user input). When the job ends, data-on-end="reload" reloads the page
+// (the job page then shows its results); otherwise the element just loses its cancel form.
 (function () {
   "use strict";
-  var section = document.querySelector("[data-job-progress]");
-  if (!section || section.getAttribute("data-terminal") === "true") return;
-  var url = section.getAttribute("data-url");
-  var fill = section.querySelector("[data-progress-fill]");
-  var text = section.querySelector("[data-progress-text]");
-  var bar = section.querySelector("[role=progressbar]");
-  var errorBox = section.querySelector("[data-progress-error]");
-  var errorText = section.querySelector("[data-error-text]");
-  var badge = document.querySelector(".page-head [data-status]");
 
-  function render(data) {
-    fill.style.width = data.percent + "%";
-    fill.classList.toggle("done", data.status === "done");
-    bar.setAttribute("aria-valuenow", String(data.percent));
-    text.textContent = data.percent + "% · " + data.stage;
-    section.querySelectorAll("[data-count]").forEach(function (node) {
-      node.textContent = String(data[node.getAttribute("data-count")]);
-    });
-    if (badge) {
-      badge.textContent = data.status;
-      badge.className = "status status-" + data.status;
+  function watch(element) {
+    var url = element.getAttribute("data-url");
+    var every = Number(element.getAttribute("data-poll-ms")) || 2000;
+    var withStage = element.getAttribute("data-show-stage") === "true";
+    var fill = element.querySelector("[data-progress-fill]");
+    var text = element.querySelector("[data-progress-text]");
+    var bar = element.querySelector("[role=progressbar]");
+    var errorBox = element.querySelector("[data-progress-error]");
+    var errorText = element.querySelector("[data-error-text]");
+    var badgeSelector = element.getAttribute("data-badge");
+    var badge = badgeSelector ? document.querySelector(badgeSelector) : element.querySelector("[data-status]");
+
+    function render(data) {
+      fill.style.width = data.percent + "%";
+      fill.classList.toggle("done", data.status === "done");
+      bar.setAttribute("aria-valuenow", String(data.percent));
+      text.textContent = data.percent + "%" + (withStage ? " · " + data.stage : "");
+      element.querySelectorAll("[data-count]").forEach(function (node) {
+        node.textContent = String(data[node.getAttribute("data-count")]);
+      });
+      if (badge) {
+        badge.textContent = data.status;
+        badge.className = "status status-" + data.status;
+      }
+      if (data.error && errorBox) {
+        errorText.textContent = data.error;
+        errorBox.hidden = false;
+      }
     }
-    if (data.error) {
-      errorText.textContent = data.error; // text, never HTML: error messages may quote user input
-      errorBox.hidden = false;
+
+    function ended() {
+      element.setAttribute("data-terminal", "true");
+      if (element.getAttribute("data-on-end") === "reload") {
+        window.location.reload();
+        return;
+      }
+      var cancel = element.querySelector("[data-cancel-form]");
+      if (cancel) cancel.remove();
     }
+
+    function poll() {
+      fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (response) {
+          if (!response.ok) throw new Error("HTTP " + response.status);
+          return response.json();
+        })
+        .then(function (data) {
+          render(data);
+          if (data.terminal) ended();
+          else window.setTimeout(poll, every);
+        })
+        .catch(function () { window.setTimeout(poll, every * 2); });
+    }
+
+    window.setTimeout(poll, every);
   }
 
-  function poll() {
-    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (response) {
-        if (!response.ok) throw new Error("HTTP " + response.status);
-        return response.json();
-      })
-      .then(function (data) {
-        render(data);
-        if (data.terminal) {
-          window.location.reload();
-        } else {
-          window.setTimeout(poll, 2000);
-        }
-      })
-      .catch(function () { window.setTimeout(poll, 5000); });
-  }
-
-  window.setTimeout(poll, 2000);
+  document.querySelectorAll("[data-job-progress][data-terminal=false]").forEach(watch);
 })();
