@@ -95,3 +95,16 @@ def test_a_missing_model_path_is_rejected(tmp_path):
     with pytest.raises(CommandError, match="unknown model"):
         evaluate("--model", str(tmp_path / "missing"), "--dataset", "tiny", "--no-progress")
     assert EvaluationJob.objects.count() == 0
+
+
+def test_the_progress_bars_count_prompts_per_stage(tiny_llama, capsys):
+    make_dataset(languages=("en", "de"), per_language=3)
+    args = [a for a in common_args(tiny_llama) if a != "--no-progress"] + ["--chunk-size", "2"]
+    call_command("evaluate", *args, stdout=StringIO())
+    bars = capsys.readouterr().err  # tqdm writes to the terminal's stderr
+    final = {stage: [line for line in bars.replace("\r", "\n").splitlines() if line.strip().startswith(stage)][-1]
+             for stage in ("generate", "score")}
+    assert all("6/6" in line and "100%" in line and "prompt" in line for line in final.values()), final
+    # Without a bar (--no-progress, or --json for scripts) nothing is drawn.
+    call_command("evaluate", *common_args(tiny_llama), stdout=StringIO())
+    assert "generate" not in capsys.readouterr().err
