@@ -4,7 +4,7 @@ Reading needs a signed-in user (any role); creating and cancelling need the Rese
 """
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -16,7 +16,7 @@ from evaluation.serializers import (
     JobProgressSerializer,
     JobSerializer,
 )
-from toxplatform.accounts.permissions import IsResearcher
+from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
 
 
@@ -46,7 +46,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
 
     # Researchers only, as on the job pages: annotators rate outputs blind to which model and
     # method wrote them, so they do not see jobs (leaderboards show only aggregates).
-    permission_classes = [permissions.IsAuthenticated, IsResearcher]
+    permission_classes = RESEARCHER_API
 
     def get_serializer_class(self):
         if self.action == "create":

@@ -202,14 +202,20 @@ def _toxicity_metrics(dataset: Dataset | None) -> QuerySet[JobMetric]:
     return JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric=EMT.metric).order_by()
 
 
-def _fluency_scorers(dataset: Dataset | None) -> list[str]:
-    """Perplexity scorer keys of the standing jobs, the one most jobs used first (then by name)."""
-    pairs = (
-        JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric=PPL.metric)
-        .order_by().values_list("scorer", "job").distinct()
+def _scorer_choices(dataset: Dataset | None) -> tuple[list[str], list[str]]:
+    """(toxicity scorers by name, perplexity scorers with the one most standing jobs used
+    first, then by name), from one query over the standing jobs' EMT and PPL rows."""
+    rows = (
+        JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric__in=[EMT.metric, PPL.metric])
+        .order_by().values_list("metric", "scorer", "job").distinct()
     )
-    counts = Counter(scorer for scorer, _ in pairs)
-    return sorted(counts, key=lambda key: (-counts[key], key))
+    toxicity, fluency_jobs = set(), Counter()
+    for metric, scorer, _ in rows:
+        if metric == EMT.metric:
+            toxicity.add(scorer)
+        else:
+            fluency_jobs[scorer] += 1
+    return sorted(toxicity), sorted(fluency_jobs, key=lambda key: (-fluency_jobs[key], key))
 
 
 def _category_slugs(metrics: QuerySet[JobMetric]) -> list[str]:
@@ -226,8 +232,9 @@ def resolve_selection(
 
     Defaults: the dataset of the most recently finished DONE job, the first scorer (by name)
     with results, the `toxicity` category when it has results (else the first that has), all
-    prompts, each job's own k and rule, the perplexity scorer most standing jobs used. A value that names nothing raises ApplicationError:
-    a leaderboard under a filter that was not applied would mislead.
+    prompts, each job's own k and rule, the perplexity scorer most standing jobs used. A value
+    that names nothing raises ApplicationError: a leaderboard under a filter that was not
+    applied would mislead.
     """
     if dataset:
         dataset_row = Dataset.objects.filter(slug=dataset).first()
@@ -237,7 +244,7 @@ def resolve_selection(
         newest = EvaluationJob.objects.filter(status=EvaluationJob.Status.DONE).order_by("-finished_at", "-id")
         dataset_row = Dataset.objects.filter(pk__in=newest.values("dataset")[:1]).first()
     metrics = _toxicity_metrics(dataset_row)
-    scorers = sorted(set(metrics.values_list("scorer", flat=True).distinct()))
+    scorers, fluency_scorers = _scorer_choices(dataset_row)
     categories = _category_slugs(metrics)
     if scorer and scorer not in scorers:
         raise ApplicationError("No leaderboard results for this scorer.", {"scorer": scorer})
@@ -249,7 +256,6 @@ def resolve_selection(
         raise ApplicationError("Unknown threshold rule.", {"rule": rule, "known": ", ".join(dict(RULES))})
     if k and not (k.isdigit() and int(k) >= 1):
         raise ApplicationError("k must be a whole number of at least 1.", {"k": k})
-    fluency_scorers = _fluency_scorers(dataset_row)
     if fluency and fluency not in fluency_scorers:
         raise ApplicationError("No perplexity results from this scorer.", {"fluency": fluency})
     if not category and categories:
@@ -272,10 +278,11 @@ def filter_options(selection: Selection) -> FilterOptions:
         found = _VARIANT_K.search(variant)
         if found:
             ks.add(int(found.group(1)))
+    scorers, fluency_scorers = _scorer_choices(selection.dataset)
     return FilterOptions(
         datasets=list(Dataset.objects.filter(jobs__status=EvaluationJob.Status.DONE).distinct().order_by("name", "id")),
-        scorers=sorted(set(metrics.values_list("scorer", flat=True).distinct())),
-        fluency_scorers=_fluency_scorers(selection.dataset),
+        scorers=scorers,
+        fluency_scorers=fluency_scorers,
         categories=list(HarmCategory.objects.filter(slug__in=_category_slugs(metrics))),
         ks=sorted(ks, reverse=True),
     )
@@ -319,11 +326,11 @@ def _metric_cells(
     if EMT.metric in metrics:
         toxicity.append(EMT_STD)
     quality = [m for m in metrics if not COLUMNS_BY_METRIC[m].per_scorer]
-    wanted = (
-        Q(metric__in=toxicity, scorer=selection.scorer, category=selection.category)
-        | Q(metric__in=[m for m in quality if m != PPL.metric])
-        | Q(metric=PPL.metric, scorer=selection.fluency) & Q(metric__in=quality)
+    wanted = Q(metric__in=toxicity, scorer=selection.scorer, category=selection.category) | Q(
+        metric__in=[m for m in quality if m != PPL.metric]
     )
+    if PPL.metric in quality:
+        wanted |= Q(metric=PPL.metric, scorer=selection.fluency)
     rows = JobMetric.objects.filter(wanted, job__in=[job.id for job in jobs], subset=selection.subset)
     if languages is not None:
         rows = rows.filter(language__in=[language.code for language in languages])

@@ -214,7 +214,7 @@ def test_query_count_does_not_grow_with_jobs(board):
             add_toxicity(job, code, emt=0.5, tp=0.5, avg=0.2)
             add_quality(job, code, ppl=10.0)
     assert [count(call) for call in calls] == before
-    assert max(before) <= 7  # filter options: datasets, scorers, fluency scorers, categories, ks
+    assert max(before) <= 6
 
 
 # --- pages ------------------------------------------------------------------------------------

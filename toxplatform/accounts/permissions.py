@@ -64,3 +64,7 @@ class IsResearcher(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return has_any_role(request.user, (Role.RESEARCHER,))
+
+
+# permission_classes of researcher-only API views: anonymous -> 401, without the role -> 403.
+RESEARCHER_API = [permissions.IsAuthenticated, IsResearcher]

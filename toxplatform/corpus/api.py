@@ -1,10 +1,10 @@
 """Read-only corpus API: languages, harm categories, datasets and prompts with their gold labels."""
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
 
-from toxplatform.accounts.permissions import IsResearcher
+from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus import filters, selectors
 from toxplatform.corpus.models import HarmCategory, Language
 from toxplatform.corpus.serializers import (
@@ -14,10 +14,6 @@ from toxplatform.corpus.serializers import (
     LanguageSerializer,
     PromptSerializer,
 )
-
-
-# Gold labels are what annotators are later compared against: researchers only.
-CORPUS_PERMISSIONS = [permissions.IsAuthenticated, IsResearcher]
 
 
 class PromptPagination(PageNumberPagination):
@@ -43,7 +39,7 @@ APPLICATION_ERROR_SCHEMA = inline_serializer(
 
 class LanguageViewSet(viewsets.ReadOnlyModelViewSet):
     """Languages the platform knows (BCP-47 codes). A small reference table: not paginated."""
-    permission_classes = CORPUS_PERMISSIONS
+    permission_classes = RESEARCHER_API  # gold labels: what annotators are compared against
 
     queryset = Language.objects.all()
     serializer_class = LanguageSerializer
@@ -52,7 +48,7 @@ class LanguageViewSet(viewsets.ReadOnlyModelViewSet):
 
 class HarmCategoryViewSet(viewsets.ReadOnlyModelViewSet):
     """Harm categories and the scale their gold labels use. Not paginated."""
-    permission_classes = CORPUS_PERMISSIONS
+    permission_classes = RESEARCHER_API  # gold labels: what annotators are compared against
 
     queryset = HarmCategory.objects.all()
     serializer_class = HarmCategorySerializer
@@ -61,7 +57,7 @@ class HarmCategoryViewSet(viewsets.ReadOnlyModelViewSet):
 
 class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
     """Imported datasets with prompt counts; the detail adds counts per language and per label."""
-    permission_classes = CORPUS_PERMISSIONS
+    permission_classes = RESEARCHER_API  # gold labels: what annotators are compared against
 
     lookup_field = "slug"
 
@@ -90,7 +86,7 @@ class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
 )
 class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     """A prompt with its gold labels."""
-    permission_classes = CORPUS_PERMISSIONS
+    permission_classes = RESEARCHER_API  # gold labels: what annotators are compared against
 
     serializer_class = PromptSerializer
     pagination_class = PromptPagination
