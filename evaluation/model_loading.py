@@ -154,15 +154,28 @@ def convert_gguf(gguf_path: Path, directory: Path, source: dict) -> None:
     fresh.load_state_dict(state, assign=True, strict=True)
     fresh.tie_weights()
     fresh.generation_config = loaded.generation_config
-    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; workers under other users read it too
+    with staged_directory(directory) as staging:
         fresh.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         marker = {**source, "dtype": CONVERSION_DTYPE}
         # Fixed by the source file and the conversion, so every machine agrees on it.
         marker["fingerprint"] = hashlib.sha256(json.dumps(marker, sort_keys=True).encode()).hexdigest()
         (staging / SOURCE_MARKER).write_text(json.dumps(marker, indent=2))
+
+
+@contextlib.contextmanager
+def staged_directory(directory: Path):
+    """Yield an empty folder next to `directory`; on success it replaces `directory`.
+
+    Readers never see a half-written model or artifact: they find the old directory or the
+    complete new one. On an exception the staging folder is removed and `directory` is kept.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-"))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; workers under other users read it too
+        yield staging
         if directory.exists():
             shutil.rmtree(directory)
         os.replace(staging, directory)

@@ -27,9 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import weakref
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from typing import Any
 from django.conf import settings
 
 from evaluation.generators.base import GenerationHooks, GenerationParams, Generator, PromptInput, Sample
+from evaluation.model_loading import staged_directory
 from evaluation.registry import Registry
 from toxplatform.errors import ApplicationError
 
@@ -182,17 +180,9 @@ class DetoxMethod:
             return self.artifact
         artifact = self.prepare(generator, data)
         directory = Path(settings.MODEL_CACHE_DIR) / "artifacts" / self.name / fingerprint_json(key)[:32]
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=".staging-"))
-        try:
+        with staged_directory(directory) as staging:
             self.save_artifact(artifact, staging)
             (staging / "key.json").write_text(json.dumps(key, indent=2))
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(staging, directory)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         DetoxArtifact.objects.update_or_create(**key, defaults={"path": str(directory)})
         self.artifact = artifact
         self.artifact_key = {**key, "path": str(directory)}

@@ -1,4 +1,6 @@
 """The detox-method interface: hooks that change the output and are undone exactly, params, artifacts."""
+from pathlib import Path
+
 import pytest
 import torch
 from django.conf import settings
@@ -175,6 +177,7 @@ def test_prepare_runs_once_per_model_data_and_params(generator):
     assert torch.equal(first["direction"], again["direction"])
     row = DetoxArtifact.objects.get(method="test_mean_embedding", model_fingerprint=generator.fingerprint())
     assert row.path.startswith(str(settings.MODEL_CACHE_DIR))
+    assert Path(row.path).stat().st_mode & 0o777 == 0o755  # workers under another user load it too
     MeanEmbedding().load_or_prepare(generator, {"texts": ["other data"]})
     scaled = MeanEmbedding(scale=2.0).load_or_prepare(generator, data)
     assert MeanEmbedding.calls == 3

@@ -99,3 +99,32 @@ def test_packaged_smollm2_is_converted_once_and_writes_english():
         GenerationParams(k=1, max_new_tokens=8, temperature=0),
     )[0][0]
     assert "Paris" in answer.text
+
+
+# --- writing model and artifact folders ---------------------------------------------------
+
+
+def test_staged_directory_replaces_the_folder_whole_and_others_can_read_it(tmp_path):
+    target = tmp_path / "models" / "converted"
+    with model_loading.staged_directory(target) as staging:
+        (staging / "weights.bin").write_text("v1")
+        assert not target.exists()  # nothing visible until the block succeeds
+    assert (target / "weights.bin").read_text() == "v1"
+    assert target.stat().st_mode & 0o777 == 0o755
+    with model_loading.staged_directory(target) as staging:
+        (staging / "weights.bin").write_text("v2")
+    assert [p.name for p in target.iterdir()] == ["weights.bin"]
+    assert (target / "weights.bin").read_text() == "v2"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["converted"]  # no staging left
+
+
+def test_staged_directory_keeps_the_old_folder_when_writing_fails(tmp_path):
+    target = tmp_path / "converted"
+    target.mkdir()
+    (target / "weights.bin").write_text("old")
+    with pytest.raises(OSError, match="disk full"):
+        with model_loading.staged_directory(target) as staging:
+            (staging / "weights.bin").write_text("half")
+            raise OSError("disk full")
+    assert (target / "weights.bin").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["converted"]
