@@ -51,6 +51,8 @@ class EvaluationJob(models.Model):
         NONTOXIC = "nontoxic"
 
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+    # Chunks of an ACTIVE job may be claimed and what follows them queued (not while FINALIZING).
+    ACTIVE = (Status.QUEUED, Status.RUNNING)
 
     name = models.CharField(max_length=200, blank=True)
     model = models.ForeignKey(ModelSpec, on_delete=models.PROTECT, related_name="jobs")

@@ -1,5 +1,5 @@
 """Evaluation pages: jobs (researchers) and leaderboards (anyone signed in). Thin: the work is
-in services.py, selectors.py, results.py and leaderboards.py."""
+in services/, selectors.py, results.py and leaderboards.py."""
 from dataclasses import replace
 
 from django.contrib import messages

@@ -1,0 +1,155 @@
+"""Control of whole jobs: cancel, resume, the periodic resume of stale claims, the inline run."""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from functools import partial
+
+from django.db import transaction
+from django.utils import timezone
+
+from evaluation.models import Chunk, EvaluationJob
+from evaluation.services.claims import holder_is_dead, max_chunk_attempts
+from evaluation.services.dispatch import send_finalize, send_generate, send_score
+from evaluation.services.finalize import finalize_job
+from evaluation.services.generate import run_generate_chunk
+from evaluation.services.score import run_score_chunk
+from toxplatform.errors import ApplicationError, TransientError
+
+Status = EvaluationJob.Status
+# (done, total, stage) -> None; stage is "generate", "score" or "finalize".
+ProgressCallback = Callable[[int, int, str], None]
+
+
+def cancel_job(job: EvaluationJob) -> EvaluationJob:
+    """Stop a job: running chunks stop at their next batch, queued ones are skipped."""
+    stopped = (
+        EvaluationJob.objects.filter(pk=job.pk)
+        .exclude(status__in=EvaluationJob.TERMINAL)
+        .update(status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now())
+    )
+    job.refresh_from_db()
+    if not stopped:
+        raise ApplicationError(f"Job {job.pk} has already finished", {"status": job.status})
+    return job
+
+
+def resume_job(job: EvaluationJob, *, dispatch: bool = True) -> list[int]:
+    """Queue again everything a lost broker message, a dead worker or a failure left undone.
+
+    What a person (or the CLI after a broker restart) asks for. Re-opens a FAILED or
+    CANCELLED job with fresh attempts for its unfinished chunks; frees RUNNING claims that
+    went stale; re-sends every QUEUED chunk (a duplicate of a message still in the broker
+    is harmless: the claim decides). Returns the chunk ids sent.
+    """
+    with transaction.atomic():
+        job = EvaluationJob.objects.select_for_update().get(pk=job.pk)
+        if job.status == Status.DONE:
+            raise ApplicationError(f"Job {job.pk} is already done")
+        if job.status in (Status.FAILED, Status.CANCELLED, Status.PENDING):
+            # A holder still running stops at its next batch: its claim is gone.
+            Chunk.objects.filter(job=job).exclude(status=Chunk.Status.DONE).update(
+                status=Chunk.Status.QUEUED, attempts=0, error="", finished_at=None, deadline=None, worker=""
+            )
+            job.status, job.cancel_requested, job.error, job.finished_at = Status.QUEUED, False, "", None
+            job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+        _release_stale_claims(job)
+        queued = list(job.chunks.filter(status=Chunk.Status.QUEUED))
+        finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
+    return _resend(job, queued, finalize=finalize, dispatch=dispatch)
+
+
+def resume_stale_jobs() -> int:
+    """For a periodic task (beat): re-send the chunks of unfinished jobs whose claim went
+    stale (a dead worker, or past the task time limit), and finalize jobs that are due.
+
+    QUEUED chunks are left alone: their message may still be waiting in the broker. A
+    broker that lost its messages (restarted without persistence) needs resume_job.
+    Returns how many chunks were re-sent.
+    """
+    sent = 0
+    for job in EvaluationJob.objects.filter(status__in=(*EvaluationJob.ACTIVE, Status.FINALIZING)):
+        with transaction.atomic():
+            freed = _release_stale_claims(job)
+            finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
+        sent += len(_resend(job, freed, finalize=finalize, dispatch=True))
+    return sent
+
+
+def _release_stale_claims(job: EvaluationJob) -> list[Chunk]:
+    """RUNNING chunks whose holder is dead or past its deadline go back to QUEUED."""
+    now = timezone.now()
+    freed = []
+    for chunk in job.chunks.filter(status=Chunk.Status.RUNNING):
+        stale = chunk.deadline is None or chunk.deadline < now or holder_is_dead(chunk.worker)
+        if stale and Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker).update(
+            status=Chunk.Status.QUEUED, deadline=None
+        ):
+            chunk.status = Chunk.Status.QUEUED
+            freed.append(chunk)
+    return freed
+
+
+def _resend(job: EvaluationJob, chunks: list[Chunk], *, finalize: bool, dispatch: bool) -> list[int]:
+    """Send generate chunks, and score chunks whose generation is done (the others are sent
+    by their generate chunk); finalize when every chunk is done."""
+    generated = set(
+        job.chunks.filter(stage=Chunk.Stage.GENERATE, status=Chunk.Status.DONE).values_list("index", flat=True)
+    )
+    generate_ids = [c.pk for c in chunks if c.stage == Chunk.Stage.GENERATE]
+    score_ids = [c.pk for c in chunks if c.stage == Chunk.Stage.SCORE and c.index in generated]
+    if dispatch:
+        transaction.on_commit(lambda: send_generate(generate_ids))
+        transaction.on_commit(lambda: send_score(score_ids))
+        if finalize:
+            transaction.on_commit(lambda: send_finalize(job.pk))
+    return generate_ids + score_ids
+
+
+def run_job_inline(job: EvaluationJob, *, progress: ProgressCallback | None = None) -> EvaluationJob:
+    """Run a job in this process without a broker (CLI `manage.py evaluate`, the demo).
+
+    The same claims and services as the workers: generate every chunk, score every chunk,
+    finalize. progress(done, total, stage) is called after each batch, with counts of
+    prompts (stage "generate" / "score") . Transient errors are retried here with backoff.
+    Returns the job as it ended: DONE, FAILED (job.error says why), CANCELLED, or still
+    RUNNING if another process holds some of its chunks.
+    """
+    job.refresh_from_db()
+    if job.status == Status.PENDING:
+        EvaluationJob.objects.filter(pk=job.pk, status=Status.PENDING).update(status=Status.QUEUED)
+    total = job.total_prompts
+    done = {Chunk.Stage.GENERATE: job.generated_prompts, Chunk.Stage.SCORE: job.scored_prompts}
+
+    def on_batch(stage: str, prompts: int) -> None:
+        if stage == Chunk.Stage.SCORE:
+            return  # score batches are generations, not prompts: counted per chunk below
+        done[stage] = min(total, done[stage] + prompts)
+        if progress:
+            progress(done[stage], total, stage)
+
+    for stage, runner in ((Chunk.Stage.GENERATE, run_generate_chunk), (Chunk.Stage.SCORE, run_score_chunk)):
+        for chunk_id in job.chunks.filter(stage=stage).order_by("index").values_list("id", flat=True):
+            if not _run_with_retries(partial(runner, chunk_id, dispatch=False, on_batch=on_batch)):
+                job.refresh_from_db()
+                if job.is_terminal:
+                    return job
+                continue
+            if stage == Chunk.Stage.SCORE:
+                done[stage] = EvaluationJob.objects.values_list("scored_prompts", flat=True).get(pk=job.pk)
+                if progress:
+                    progress(done[stage], total, stage)
+    if finalize_job(job.pk) and progress:
+        progress(total, total, "finalize")
+    job.refresh_from_db()
+    return job
+
+
+def _run_with_retries(step: Callable[[], bool]) -> bool:
+    for attempt in range(max_chunk_attempts()):
+        try:
+            return step()
+        except TransientError:
+            time.sleep(min(30, 0.5 * 2**attempt * (1 + random.random())))
+    return False
