@@ -1,4 +1,4 @@
-"""Evaluation jobs API: list, create, status with progress, metrics, cancel.
+"""Evaluation jobs API: list, create, status with progress, metrics, samples, cancel.
 
 Reading needs a signed-in user (any role); creating and cancelling need the Researcher role.
 """
@@ -8,16 +8,19 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from evaluation import selectors, services
+from evaluation import exports, selectors, services
 from evaluation.serializers import (
     JobCreateSerializer,
     JobDetailSerializer,
     JobMetricSerializer,
     JobProgressSerializer,
+    JobSampleSerializer,
     JobSerializer,
 )
 from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
+from toxplatform.corpus.models import Language
+from toxplatform.errors import ApplicationError
 
 
 METRIC_FILTERS = [
@@ -53,6 +56,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             return JobCreateSerializer
         if self.action == "metrics":
             return JobMetricSerializer
+        if self.action == "samples":
+            return JobSampleSerializer
         return JobSerializer
 
     def _detail(self, job, status_code=status.HTTP_200_OK) -> Response:
@@ -87,6 +92,21 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         )
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(JobMetricSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("language", OpenApiTypes.STR, description="BCP-47 code")],
+        responses={200: JobSampleSerializer(many=True), 400: APPLICATION_ERROR_SCHEMA},
+    )
+    @action(detail=True, methods=["get"])
+    def samples(self, request, pk=None):
+        """Every generation with its prompt and scores, by language, prompt and sample.
+        The same records as the job page's JSON Lines download."""
+        job = self.get_object()
+        language = request.query_params.get("language") or None
+        if language and not Language.objects.filter(code=language).exists():
+            raise ApplicationError(f"unknown language code {language!r}", {"language": language})
+        page = self.paginate_queryset(exports.sample_generations(job, language=language))
+        return self.get_paginated_response(JobSampleSerializer(page, many=True).data)
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
     @action(detail=True, methods=["post"])

@@ -7,6 +7,7 @@ defaults, so the defaults live in one place.
 """
 from rest_framework import serializers
 
+from evaluation import exports
 from evaluation.models import EvaluationJob, JobMetric
 
 
@@ -92,3 +93,26 @@ class JobMetricSerializer(serializers.ModelSerializer):
         model = JobMetric
         fields = ["language", "category", "scorer", "metric", "subset", "variant", "value", "n", "ci_low", "ci_high"]
         read_only_fields = fields
+
+
+class JobSampleSerializer(serializers.Serializer):
+    """One generation with its prompt and scores: the records of the samples download."""
+
+    job = serializers.IntegerField()
+    language = serializers.CharField()
+    prompt_id = serializers.IntegerField()
+    external_id = serializers.CharField()
+    group_id = serializers.CharField(allow_null=True)
+    prompt_is_toxic = serializers.BooleanField(allow_null=True)
+    prompt = serializers.CharField()
+    sample_index = serializers.IntegerField()
+    continuation = serializers.CharField()
+    token_count = serializers.IntegerField()
+    scores = serializers.DictField(
+        child=serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        help_text="scorer key -> harm category -> value in [0, 1] (perplexity: the value); null: no value",
+    )
+    score_details = serializers.DictField(child=serializers.DictField(), help_text="each scorer's raw output")
+
+    def to_representation(self, generation):
+        return exports.sample_record(generation)

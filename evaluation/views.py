@@ -5,12 +5,12 @@ from dataclasses import replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import JsonResponse
+from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from evaluation import charts, leaderboards, results, selectors, services
+from evaluation import charts, exports, leaderboards, results, selectors, services
 from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
 from evaluation.serializers import JobProgressSerializer
@@ -160,6 +160,33 @@ def job_detail(request, pk: int):
         "toxicity_columns": results.TOXICITY_COLUMNS,
     }
     return render(request, "evaluation/job_detail.html", context)
+
+
+@RESEARCHER
+def job_samples_download(request, pk: int):
+    """Every sample of the job with its prompt and scores, as JSON Lines (streamed)."""
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    language = request.GET.get("language") or None
+    if language and not Language.objects.filter(code=language).exists():
+        return HttpResponseBadRequest(f"unknown language code {language!r}", content_type="text/plain; charset=utf-8")
+    suffix = f"-{language}" if language else ""
+    return _download(exports.samples_jsonl(job, language=language), "application/x-ndjson",
+                     f"job-{job.pk}-samples{suffix}.jsonl")
+
+
+@RESEARCHER
+def job_metrics_download(request, pk: int):
+    """Every metric row of the job (all variants, subsets, CIs) as CSV."""
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    return _download(exports.metrics_csv(job), "text/csv", f"job-{job.pk}-metrics.csv")
+
+
+def _download(lines, content_type: str, filename: str) -> StreamingHttpResponse:
+    # An attachment, never rendered as a page: the model's output is hostile text.
+    response = StreamingHttpResponse(lines, content_type=f"{content_type}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @RESEARCHER

@@ -2,7 +2,6 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, viewsets
-from rest_framework.pagination import PageNumberPagination
 
 from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus import filters, selectors
@@ -14,11 +13,6 @@ from toxplatform.corpus.serializers import (
     LanguageSerializer,
     PromptSerializer,
 )
-
-
-class PromptPagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 PROMPT_FILTER_TYPES = {
@@ -89,7 +83,6 @@ class PromptViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = RESEARCHER_API  # gold labels: what annotators are compared against
 
     serializer_class = PromptSerializer
-    pagination_class = PromptPagination
 
     def get_queryset(self):
         if self.action == "list":
