@@ -4,6 +4,7 @@
   what lm-evaluation-harness writes with --log_samples and HELM keeps per instance. Written as
   JSON Lines, streamed, so a job of 100k samples never sits in memory.
 - `metric_rows(job)`: every JobMetric row (all variants, subsets and CIs) for CSV.
+- `leaderboard_rows(board)`: a language leaderboard as it is shown (same selection, same order).
 
 Both read in batches of EXPORT_BATCH rows: one query for the generations and one for their
 scores per batch.
@@ -82,6 +83,38 @@ def metric_rows(job: EvaluationJob) -> Iterator[list]:
         yield list(row)
 
 
+def leaderboard_rows(board) -> Iterator[list]:
+    """A leaderboards.LanguageLeaderboard: one row per model x method, each column's value, CI
+    and the variant it was computed with, and what the table was selected by."""
+    from evaluation.leaderboards import EMT_STD
+
+    selection = board.selection
+    header = ["rank", "model", "method", "job", "language", "dataset", "scorer", "category", "subset"]
+    for column in board.columns:
+        header += [column.metric, f"{column.metric}_ci_low", f"{column.metric}_ci_high", f"{column.metric}_variant"]
+    yield [*header, EMT_STD, "perplexity_scorer", "n"]
+    for rank, entry in enumerate(board.entries, start=1):
+        job = entry.job
+        row = [rank, job.model.name, job.detox_method, job.pk, board.language.code, job.dataset.slug,
+               selection.scorer, selection.category, selection.subset]
+        for column in board.columns:
+            cell = entry.cells.get(column.metric)
+            row += [cell.value, cell.ci_low, cell.ci_high, cell.variant] if cell else [None, None, None, ""]
+        emt = entry.cells.get("emt")
+        yield [*row, emt.std if emt else None, selection.fluency, entry.toxicity_n]
+
+
+def to_csv(rows) -> Iterator[str]:
+    """Rows as CSV text, one line at a time (for a streamed response)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow([spreadsheet_safe(value) for value in row])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
 def spreadsheet_safe(value):
     """A text cell a spreadsheet would run as a formula (=, +, -, @) gets a leading quote
     (OWASP's advice for CSV injection); numbers are left as they are."""
@@ -93,10 +126,4 @@ def spreadsheet_safe(value):
 
 
 def metrics_csv(job: EvaluationJob) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    for row in metric_rows(job):
-        writer.writerow([spreadsheet_safe(value) for value in row])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+    return to_csv(metric_rows(job))

@@ -13,5 +13,6 @@ urlpatterns = [
     path("jobs/<int:pk>/metrics.csv", views.job_metrics_download, name="job-metrics-download"),
     path("leaderboards/", views.leaderboard_list, name="leaderboard-list"),
     path("leaderboards/languages/<str:code>/", views.leaderboard_language, name="leaderboard-language"),
+    path("leaderboards/languages/<str:code>.csv", views.leaderboard_language_csv, name="leaderboard-language-csv"),
     path("leaderboards/categories/<slug:slug>/", views.leaderboard_category, name="leaderboard-category"),
 ]

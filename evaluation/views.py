@@ -87,6 +87,17 @@ def leaderboard_language(request, code: str):
 
 
 @login_required
+def leaderboard_language_csv(request, code: str):
+    """The language leaderboard with the same filters, as CSV."""
+    language = get_object_or_404(Language, code=code)
+    try:
+        board = leaderboards.language_leaderboard(language=language, selection=_leaderboard_selection(request))
+    except ApplicationError as error:
+        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    return _download(exports.to_csv(exports.leaderboard_rows(board)), "text/csv", f"leaderboard-{language.code}.csv")
+
+
+@login_required
 def leaderboard_category(request, slug: str):
     category = get_object_or_404(HarmCategory, slug=slug)
 

@@ -1,5 +1,8 @@
 """Leaderboard selectors and pages against JobMetric rows written by hand: which jobs count,
 exact table contents and order, variants, heatmap, per-category page, query counts."""
+import csv
+import io
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -268,6 +271,39 @@ def test_language_page_table_and_chart(reader_client, board):
     assert html.count('class="chart-whisker"') == 9
     # Annotators see no links to job pages (those need the Researcher role).
     assert reverse("evaluation:job-detail", args=[board["alpha_none"].pk]) not in html
+
+
+def test_language_table_as_csv_is_the_page_with_its_filters(reader_client, board):
+    url = reverse("evaluation:leaderboard-language-csv", args=["en"])
+    response = reader_client.get(url)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="leaderboard-en.csv"'
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["rank"], r["model"], r["method"]) for r in rows] == [
+        ("1", "alpha", "system_prompt"), ("2", "beta", "none"), ("3", "alpha", "none")]
+    best = rows[0]
+    assert (best["emt"], best["emt_ci_low"], best["emt_ci_high"], best["emt_std"]) == ("0.3", "0.25", "0.35", "0.12")
+    assert best["job"] == str(board["alpha_sys"].pk) and best["language"] == "en" and best["dataset"] == "mini"
+    assert (best["scorer"], best["category"], best["subset"]) == ("lexicon", "toxicity", "all")
+    assert rows[1]["tp_variant"] == "k=25, >0.5" and rows[0]["tp_variant"] == "k=25, >=0.5"
+    assert rows[1]["ppl"] == "" and rows[1]["ppl_variant"] == ""  # beta has no perplexity: empty, not 0
+    assert [rows[2][f"dist-{n}"] for n in (1, 2, 3)] == ["0.91", "0.82", "0.73"]
+    # The page's filters apply: the insult category has two rows, in their own order.
+    insult = list(csv.DictReader(io.StringIO(b"".join(
+        reader_client.get(url, {"category": "insult"}).streaming_content).decode())))
+    assert [(r["model"], r["emt"], r["category"]) for r in insult] == [("beta", "0.65", "insult"), ("alpha", "0.7", "insult")]
+    page = reader_client.get(reverse("evaluation:leaderboard-language", args=["en"]), {"category": "insult"})
+    assert f'href="{url}?category=insult"' in page.content.decode()
+
+
+def test_language_table_csv_bad_filter_and_login(client, reader_client, board):
+    url = reverse("evaluation:leaderboard-language-csv", args=["en"])
+    refused = reader_client.get(url, {"scorer": "nope"})
+    assert refused.status_code == 400 and "No leaderboard results for this scorer." in refused.content.decode()
+    assert reader_client.get(reverse("evaluation:leaderboard-language-csv", args=["xx"])).status_code == 404
+    reader_client.logout()
+    assert reader_client.get(url).status_code == 302
 
 
 def test_chart_labels_are_escaped(reader_client, board):
