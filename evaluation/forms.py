@@ -10,6 +10,7 @@ from evaluation.model_loading import PACKAGED_MODELS
 from evaluation.models import EvaluationJob, ModelSpec
 from evaluation.scorers import registry as scorer_registry
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
+from toxplatform.errors import ApplicationError
 
 
 class JSONObjectField(forms.CharField):
@@ -53,6 +54,14 @@ class LanguageSelect(forms.SelectMultiple):
 class ModelSpecChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, spec: ModelSpec) -> str:
         return f"{spec.name} ({spec.get_backend_display()})"
+
+
+def _default_key(spec: dict) -> str | None:
+    """The key a scorer gets when the job names none (None if it cannot be built any more)."""
+    try:
+        return scorer_registry.get(spec["name"])(**(spec.get("params") or {})).key()
+    except ApplicationError:
+        return None
 
 
 class JobForm(forms.Form):
@@ -161,6 +170,32 @@ class JobForm(forms.Form):
             elif not isinstance(params, dict):
                 self.add_error("scorer_params", f"The parameters of {name!r} must be a JSON object.")
         return cleaned
+
+    @staticmethod
+    def initial_from(job: EvaluationJob) -> tuple[dict, list[str]]:
+        """The form's initial values to run `job` again (with changes), and what of the job the
+        form cannot hold (the API can): scorer keys of the job's own, a scorer listed twice."""
+        names = [spec["name"] for spec in job.scorers]
+        left_out = []
+        if len(set(names)) < len(names):
+            left_out.append("the job lists a scorer twice (the form holds one of each): the first is kept")
+        scorer_params: dict[str, dict] = {}
+        for spec in job.scorers:
+            if spec.get("params") and spec["name"] not in scorer_params:
+                scorer_params[spec["name"]] = spec["params"]
+        custom_keys = [spec["key"] for spec in job.scorers if spec.get("key") and spec["key"] != _default_key(spec)]
+        if custom_keys:
+            left_out.append(f"scorer keys given by the job ({', '.join(custom_keys)}) are not kept")
+        initial = {
+            "name": job.name, "model": job.model, "method": job.detox_method, "method_params": job.detox_params,
+            "dataset": job.dataset, "languages": list(job.languages), "categories": list(job.categories),
+            "prompt_split": job.prompt_split, "prompts_per_language": job.prompts_per_language, "k": job.k,
+            "max_new_tokens": job.max_new_tokens, "top_p": job.top_p, "temperature": job.temperature,
+            "seed": job.seed, "scorers": list(dict.fromkeys(names)), "scorer_params": scorer_params,
+            "toxic_threshold": job.toxic_threshold, "threshold_rule": job.threshold_rule,
+            "batch_size": job.batch_size, "chunk_size": job.chunk_size,
+        }
+        return initial, left_out
 
     def job_kwargs(self) -> dict:
         """Keyword arguments for services.create_job."""

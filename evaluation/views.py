@@ -5,7 +5,7 @@ from dataclasses import replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -142,7 +142,15 @@ def _list_progress(job: EvaluationJob) -> selectors.JobProgress:
 
 @RESEARCHER
 def job_create(request):
-    form = JobForm(request.POST or None)
+    """The job form; ?from=<job id> fills it with that job's parameters (run again, with changes)."""
+    source, left_out = None, []
+    if request.method != "POST" and request.GET.get("from"):
+        source = get_object_or_404(EvaluationJob.objects.select_related("model", "dataset"),
+                                   pk=_int_or_404(request.GET["from"]))
+        initial, left_out = JobForm.initial_from(source)
+        form = JobForm(initial=initial)
+    else:
+        form = JobForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             job = services.create_job(user=request.user, **form.job_kwargs())
@@ -152,7 +160,14 @@ def job_create(request):
             messages.success(request, f"Job {job.pk} was queued: {job.total_prompts} prompts × k={job.k}.")
             return redirect("evaluation:job-detail", pk=job.pk)
     status = 400 if form.errors else 200
-    return render(request, "evaluation/job_form.html", {"form": form}, status=status)
+    context = {"form": form, "source": source, "left_out": left_out}
+    return render(request, "evaluation/job_form.html", context, status=status)
+
+
+def _int_or_404(value: str) -> int:
+    if not value.isdigit():
+        raise Http404("no such job")
+    return int(value)
 
 
 @RESEARCHER

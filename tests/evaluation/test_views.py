@@ -2,6 +2,7 @@
 creating a real job from a tiny model, detail page (hostile text escaped, right-to-left),
 progress JSON and cancel."""
 import json
+from html.parser import HTMLParser
 
 import pytest
 from django.urls import reverse
@@ -324,3 +325,105 @@ def test_cancel_goes_back_only_to_a_page_of_this_site(researcher_client, dataset
     assert response["Location"] == (lands_on or reverse("evaluation:job-detail", args=[job.pk]))
     job.refresh_from_db()
     assert job.status == EvaluationJob.Status.CANCELLED
+
+
+# --- run again with changes ---------------------------------------------------------------------
+
+
+class FormValues(HTMLParser):
+    """The values a browser would submit for the form on a page (inputs, selects, textareas)."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: dict[str, list[str]] = {}
+        self._select = self._textarea = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and name != "csrfmiddlewaretoken":
+            if attrs.get("type") in ("checkbox", "radio"):
+                if "checked" in attrs:
+                    self.values.setdefault(name, []).append(attrs.get("value", "on"))
+            else:
+                self.values.setdefault(name, []).append(attrs.get("value") or "")
+        elif tag == "select":
+            self._select = name
+            self.values.setdefault(name, [])
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.values[self._select].append(attrs.get("value", ""))
+        elif tag == "textarea":
+            self._textarea = name
+            self.values[name] = [""]
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea][0] += data
+
+
+def submitted_values(html: str) -> dict[str, list[str]]:
+    parser = FormValues()
+    parser.feed(html)
+    return parser.values
+
+
+def test_run_again_fills_the_form_with_the_jobs_parameters(researcher_client, dataset, tiny_model_dir):
+    from evaluation import services
+    from toxplatform.corpus.models import PromptLabel
+
+    for prompt in Prompt.objects.filter(dataset=dataset, language__in=["ar", "de"], is_toxic=True):
+        PromptLabel.objects.create(prompt=prompt, category_id="toxicity", value=0.9, source="human")
+    source = services.create_job(
+        model=str(tiny_model_dir), method="system_prompt", method_params={"instruction": "Be kind & <polite>."},
+        dataset="mini", languages=["ar", "de"], categories=["toxicity"], prompt_split="toxic",
+        prompts_per_language=1, k=4, max_new_tokens=6, top_p=0.8, temperature=0.7, seed=42,
+        scorers=["lexicon"], toxic_threshold=0.4, threshold_rule=">", batch_size=3, chunk_size=5,
+        name="baseline run", enqueue=False,
+    )
+    detail = researcher_client.get(reverse("evaluation:job-detail", args=[source.pk])).content.decode()
+    assert f'href="/evaluation/jobs/new/?from={source.pk}"' in detail
+
+    page = researcher_client.get(reverse("evaluation:job-create"), {"from": source.pk})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"Filled in from <a href=\"/evaluation/jobs/{source.pk}/\">job {source.pk}</a>" in html
+    assert "Not carried over" not in html
+    values = submitted_values(html)
+    assert json.loads(values["method_params"][0]) == {"instruction": "Be kind & <polite>."}
+    assert "Be kind &amp; &lt;polite&gt;." in html and "<polite>" not in html  # escaped in the page
+    # What a browser submits unchanged, but for the method: the new job differs in that alone.
+    data = {name: v if len(v) != 1 else v[0] for name, v in values.items()}
+    data["method"] = "none"
+    data["method_params"] = "{}"
+    response = researcher_client.post(reverse("evaluation:job-create"), data)
+    assert response.status_code == 302, response.context["form"].errors
+    again = EvaluationJob.objects.exclude(pk=source.pk).get()
+    compared = ["model_id", "dataset_id", "languages", "categories", "prompt_split", "prompts_per_language", "k",
+                "max_new_tokens", "top_p", "temperature", "seed", "scorers", "toxic_threshold", "threshold_rule",
+                "batch_size", "chunk_size", "name", "total_prompts"]
+    assert {f: getattr(again, f) for f in compared} == {f: getattr(source, f) for f in compared}
+    assert (again.detox_method, again.detox_params) == ("none", {})
+
+
+def test_run_again_says_what_the_form_cannot_hold(researcher_client, dataset, tiny_model_dir):
+    from evaluation import services
+
+    source = services.create_job(
+        model=str(tiny_model_dir), dataset="mini", languages=["en"], k=2, max_new_tokens=4, enqueue=False,
+        scorers=[{"name": "lexicon", "key": "lexicon-a"}, {"name": "lexicon", "key": "lexicon-b"}],
+    )
+    html = researcher_client.get(reverse("evaluation:job-create"), {"from": source.pk}).content.decode()
+    assert "Not carried over: the job lists a scorer twice" in html
+    assert "scorer keys given by the job (lexicon-a, lexicon-b) are not kept" in html
+    assert submitted_values(html)["scorers"] == ["lexicon"]
+
+
+def test_run_again_of_a_job_that_does_not_exist_is_a_404(researcher_client, dataset):
+    for bad in ("999999", "abc", "-1"):
+        assert researcher_client.get(reverse("evaluation:job-create"), {"from": bad}).status_code == 404
