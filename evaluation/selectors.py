@@ -73,6 +73,12 @@ def job_list(*, user=None, status: str | None = None) -> QuerySet[EvaluationJob]
     return jobs.order_by("-created_at", "-id")
 
 
+def done_jobs() -> QuerySet[EvaluationJob]:
+    """Finished jobs, newest first, with what a job picker shows."""
+    return (EvaluationJob.objects.filter(status=EvaluationJob.Status.DONE)
+            .select_related("model", "dataset").order_by("-finished_at", "-id"))
+
+
 def job_chunks(job: EvaluationJob) -> QuerySet[Chunk]:
     return Chunk.objects.filter(job=job).order_by("stage", "index")
 

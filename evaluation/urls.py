@@ -6,6 +6,7 @@ app_name = "evaluation"
 urlpatterns = [
     path("jobs/", views.job_list, name="job-list"),
     path("jobs/new/", views.job_create, name="job-create"),
+    path("jobs/compare/", views.job_compare, name="job-compare"),
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/progress/", views.job_progress, name="job-progress"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),

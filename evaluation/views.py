@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from evaluation import charts, exports, leaderboards, results, selectors, services
+from evaluation import charts, comparison, exports, leaderboards, results, selectors, services
 from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
 from evaluation.serializers import JobProgressSerializer
@@ -186,6 +186,38 @@ def job_detail(request, pk: int):
         "toxicity_columns": results.TOXICITY_COLUMNS,
     }
     return render(request, "evaluation/job_detail.html", context)
+
+
+COMPARE_CHOICES = 200  # newest finished jobs offered in the pickers (any job id works in the URL)
+
+
+@RESEARCHER
+def job_compare(request):
+    """Job A against job B on their shared prompts: per-language differences with paired CIs."""
+    params = request.GET
+    jobs = selectors.done_jobs()
+    context = {"choices": jobs[:COMPARE_CHOICES], "params": params, "rules": leaderboards.RULES,
+               "metric_names": comparison.METRICS}
+    a_id, b_id = params.get("a", ""), params.get("b", "")
+    if not (a_id and b_id):
+        return render(request, "evaluation/job_compare.html", context)
+    a = get_object_or_404(jobs, pk=_int_or_404(a_id))
+    b = get_object_or_404(jobs, pk=_int_or_404(b_id))
+    scorers = comparison.common_scorers(a, b)
+    scorer = params.get("scorer") or (scorers[0] if scorers else "")
+    context |= {"a": a, "b": b, "scorers": scorers, "categories": comparison.common_categories(a, b, scorer)}
+    try:
+        k = int(params["k"]) if params.get("k") else None
+    except ValueError:
+        k = params["k"]  # compare_jobs names the bad value
+    try:
+        context["comparison"] = comparison.compare_jobs(
+            a, b, scorer=scorer, category=params.get("category") or leaderboards.DEFAULT_CATEGORY,
+            k=k, rule=params.get("rule", ""), seed=a.seed,
+        )
+    except ApplicationError as error:
+        return render(request, "evaluation/job_compare.html", context | {"error": error}, status=400)
+    return render(request, "evaluation/job_compare.html", context)
 
 
 @RESEARCHER
