@@ -5,7 +5,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from evaluation.models import Chunk, EvaluationJob, JobPrompt, ModelSpec
-from tests.evaluation.results_data import add_quality, add_toxicity, make_dataset, make_job, make_user
+from tests.evaluation.results_data import add_quality, add_toxicity, make_job, make_user
 from tests.tiny_models import build_tiny_causal_lm
 from toxplatform.accounts.models import Role
 from toxplatform.accounts.services import ensure_api_token
@@ -19,11 +19,6 @@ def api_client(username: str, role: str) -> APIClient:
     client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=user).key}")
     client.user = user
     return client
-
-
-@pytest.fixture
-def dataset():
-    return make_dataset()
 
 
 @pytest.fixture

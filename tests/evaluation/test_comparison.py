@@ -186,13 +186,6 @@ def test_same_weights_and_method_is_noted(jobs):
 # --- the page ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def researcher_client(client):
-    make_user("res", Role.RESEARCHER)
-    client.login(username="res", password=PASSWORD)
-    return client
-
-
 @pytest.mark.django_db
 def test_compare_page_shows_the_table(researcher_client, jobs):
     a, b = jobs

@@ -19,7 +19,6 @@ from tests.evaluation.results_data import (
     add_metric,
     add_quality,
     add_toxicity,
-    make_dataset,
     make_job,
     make_user,
 )
@@ -29,11 +28,6 @@ from toxplatform.accounts.services import ensure_api_token
 from toxplatform.corpus.models import Prompt
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dataset():
-    return make_dataset()
 
 
 @pytest.fixture
@@ -53,13 +47,6 @@ def job(dataset):
     add_toxicity(job, "en", emt=0.9, tp=0.5, avg=0.45)
     add_quality(job, "en", ppl=12.5)
     return job
-
-
-@pytest.fixture
-def researcher_client(client):
-    make_user("res", Role.RESEARCHER)
-    client.login(username="res", password=PASSWORD)
-    return client
 
 
 def read_jsonl(response) -> list[dict]:

@@ -26,25 +26,6 @@ from toxplatform.corpus.models import Prompt
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dataset():
-    return make_dataset()
-
-
-@pytest.fixture
-def researcher_client(client):
-    client.user = make_user("res", Role.RESEARCHER)
-    client.login(username="res", password=PASSWORD)
-    return client
-
-
-@pytest.fixture
-def annotator_client(client):
-    make_user("ann", Role.ANNOTATOR)
-    client.login(username="ann", password=PASSWORD)
-    return client
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
