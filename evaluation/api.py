@@ -1,15 +1,20 @@
-"""Evaluation jobs API: list, create, status with progress, metrics, samples, cancel.
+"""Evaluation API: jobs (list, create, status with progress, metrics, samples, cancel, compare)
+and language leaderboards.
 
 Reading needs a signed-in user (any role); creating and cancelling need the Researcher role.
 """
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from django.shortcuts import get_object_or_404
 from rest_framework import mixins, status, viewsets
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from evaluation import exports, selectors, services
+from evaluation import comparison, exports, leaderboards, selectors, services
 from evaluation.serializers import (
+    ComparisonSerializer,
+    LanguageLeaderboardSerializer,
     JobCreateSerializer,
     JobDetailSerializer,
     JobMetricSerializer,
@@ -108,6 +113,36 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         page = self.paginate_queryset(exports.sample_generations(job, language=language))
         return self.get_paginated_response(JobSampleSerializer(page, many=True).data)
 
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("a", OpenApiTypes.INT, required=True, description="job A (finished)"),
+            OpenApiParameter("b", OpenApiTypes.INT, required=True, description="job B (finished, same dataset)"),
+            OpenApiParameter("scorer", OpenApiTypes.STR, description="a scorer key both jobs used (default: the first)"),
+            OpenApiParameter("category", OpenApiTypes.STR, description="harm category (default: toxicity)"),
+            OpenApiParameter("k", OpenApiTypes.INT, description="first k samples (default: the smaller job's k)"),
+            OpenApiParameter("rule", OpenApiTypes.STR, description='">=" or ">" (default: job A\'s)'),
+        ],
+        responses={200: ComparisonSerializer, 400: APPLICATION_ERROR_SCHEMA},
+    )
+    @action(detail=False, methods=["get"])
+    def compare(self, request):
+        """Job A minus job B on their shared prompts, per language: paired bootstrap CIs and
+        sign-flip permutation p-values (the job comparison page's numbers)."""
+        params = request.query_params
+        ids = {side: params.get(side, "") for side in ("a", "b")}
+        bad = {side: f"give a job id (got {value!r})" for side, value in ids.items() if not value.isdigit()}
+        k = params.get("k") or None
+        if k is not None and not k.isdigit():
+            bad["k"] = f"must be a whole number (got {k!r})"
+        if bad:
+            raise ApplicationError("These jobs cannot be compared", bad)
+        a, b = (get_object_or_404(self.get_queryset(), pk=int(ids[side])) for side in ("a", "b"))
+        result = comparison.compare_jobs(
+            a, b, scorer=params.get("scorer", ""), category=params.get("category") or leaderboards.DEFAULT_CATEGORY,
+            k=int(k) if k else None, rule=params.get("rule", ""), seed=a.seed,
+        )
+        return Response(ComparisonSerializer(result).data)
+
     @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
@@ -116,5 +151,39 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         return self._detail(job)
 
 
+LEADERBOARD_FILTERS = [
+    OpenApiParameter(name, OpenApiTypes.STR, description=description)
+    for name, description in [
+        ("dataset", "dataset slug (default: that of the newest finished job)"),
+        ("scorer", "scorer key of the toxicity columns"),
+        ("category", "harm category (default: toxicity)"),
+        ("subset", "all, toxic or nontoxic prompts"),
+        ("k", "samples per prompt (default: each job's own)"),
+        ("rule", '">=" or ">" (default: each job\'s own)'),
+        ("fluency", "scorer key whose perplexity fills ppl"),
+    ]
+]
+
+
+@extend_schema_view(retrieve=extend_schema(parameters=LEADERBOARD_FILTERS,
+                                           responses={200: LanguageLeaderboardSerializer, 400: APPLICATION_ERROR_SCHEMA}))
+class LanguageLeaderboardViewSet(viewsets.ViewSet):
+    """One language's leaderboard, rows model x method, as on its page. Any signed-in user."""
+
+    permission_classes = [IsAuthenticated]
+    lookup_field = "code"
+    lookup_value_regex = "[A-Za-z0-9-]+"
+
+    def retrieve(self, request, code=None):
+        language = get_object_or_404(Language, code=code)
+        params = request.query_params
+        selection = leaderboards.resolve_selection(
+            **{name: params.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule", "fluency")}
+        )
+        board = leaderboards.language_leaderboard(language=language, selection=selection)
+        return Response(LanguageLeaderboardSerializer(board).data)
+
+
 def register(router) -> None:
     router.register("jobs", JobViewSet, basename="job")
+    router.register("leaderboards/languages", LanguageLeaderboardViewSet, basename="leaderboard-language")

@@ -5,6 +5,7 @@ the values (ranges, known languages, model paths, method and scorer parameters) 
 ApplicationError becomes a 400 naming every bad field. Fields left out take create_job's
 defaults, so the defaults live in one place.
 """
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from evaluation import exports
@@ -116,3 +117,76 @@ class JobSampleSerializer(serializers.Serializer):
 
     def to_representation(self, generation):
         return exports.sample_record(generation)
+
+
+# --- comparisons and leaderboards (read-only views of evaluation.comparison / leaderboards) ---
+
+
+class PairedDifferenceSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    a = serializers.FloatField(allow_null=True)
+    b = serializers.FloatField(allow_null=True)
+    difference = serializers.FloatField(allow_null=True, help_text="A - B, mean over shared prompts")
+    n = serializers.IntegerField(help_text="prompts both jobs have valid scores for")
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True, help_text="paired sign-flip permutation test")
+    significant = serializers.BooleanField(help_text="the interval excludes 0 and p < 0.05")
+
+
+class LanguageComparisonSerializer(serializers.Serializer):
+    language = serializers.CharField(source="language.code", default=None, help_text="null: every language")
+    n = serializers.IntegerField()
+    rows = PairedDifferenceSerializer(many=True)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    a = serializers.IntegerField(source="a.pk")
+    b = serializers.IntegerField(source="b.pk")
+    scorer = serializers.CharField()
+    category = serializers.CharField()
+    k = serializers.IntegerField()
+    rule = serializers.CharField()
+    threshold = serializers.FloatField()
+    only_in_a = serializers.IntegerField()
+    only_in_b = serializers.IntegerField()
+    notes = serializers.ListField(child=serializers.CharField())
+    languages = LanguageComparisonSerializer(many=True)
+    overall = LanguageComparisonSerializer(allow_null=True)
+
+
+class LeaderboardCellSerializer(serializers.Serializer):
+    value = serializers.FloatField(allow_null=True)
+    ci_low = serializers.FloatField(allow_null=True)
+    ci_high = serializers.FloatField(allow_null=True)
+    n = serializers.IntegerField()
+    std = serializers.FloatField(allow_null=True)
+    variant = serializers.CharField()
+    best = serializers.BooleanField()
+
+
+class LeaderboardEntrySerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    job = serializers.IntegerField(source="job.pk")
+    model = serializers.CharField(source="job.model.name")
+    method = serializers.CharField(source="job.detox_method")
+    cells = serializers.DictField(child=LeaderboardCellSerializer(), help_text="by metric: emt, tp, avg, ppl, dist-n")
+
+
+class LanguageLeaderboardSerializer(serializers.Serializer):
+    language = serializers.CharField(source="language.code")
+    dataset = serializers.CharField(source="selection.dataset.slug", default=None)
+    scorer = serializers.CharField(source="selection.scorer")
+    category = serializers.CharField(source="selection.category")
+    subset = serializers.CharField(source="selection.subset")
+    k = serializers.IntegerField(source="selection.k", allow_null=True, help_text="null: each job's own")
+    rule = serializers.CharField(source="selection.rule", help_text="empty: each job's own")
+    fluency = serializers.CharField(source="selection.fluency", help_text="whose perplexity fills ppl")
+    entries = serializers.SerializerMethodField()
+
+    @extend_schema_field(LeaderboardEntrySerializer(many=True))
+    def get_entries(self, board) -> list[dict]:
+        return [
+            LeaderboardEntrySerializer({"rank": rank, "job": entry.job, "cells": entry.cells}).data
+            for rank, entry in enumerate(board.entries, start=1)
+        ]

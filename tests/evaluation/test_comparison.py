@@ -223,3 +223,46 @@ def test_compare_page_escapes_model_names(researcher_client, jobs):
     a.model.save()
     html = researcher_client.get(reverse("evaluation:job-compare"), {"a": a.pk, "b": b.pk}).content.decode()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+# --- the API -----------------------------------------------------------------------------------
+
+
+def api_client(username, role):
+    from rest_framework.test import APIClient
+
+    from toxplatform.accounts.services import ensure_api_token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=make_user(username, role)).key}")
+    return client
+
+
+@pytest.mark.django_db
+def test_api_compare_gives_the_pages_numbers(jobs):
+    a, b = jobs
+    response = api_client("res", Role.RESEARCHER).get(reverse("api:job-compare"), {"a": a.pk, "b": b.pk})
+    assert response.status_code == 200, response.data
+    data = response.json()
+    expected = comparison.compare_jobs(a, b, seed=a.seed)
+    assert (data["a"], data["b"], data["scorer"], data["k"], data["rule"]) == (a.pk, b.pk, "lexicon", 2, ">=")
+    assert (data["only_in_a"], data["only_in_b"]) == (1, 1)
+    assert [row["language"] for row in data["languages"]] == ["ar", "en"]
+    assert data["overall"]["language"] is None and data["overall"]["n"] == 3
+    emt = next(row for row in data["overall"]["rows"] if row["metric"] == "emt")
+    want = expected.overall.row("emt")
+    assert (emt["difference"], emt["ci_low"], emt["ci_high"], emt["p_value"], emt["significant"]) == (
+        want.difference, want.ci_low, want.ci_high, want.p_value, want.significant)
+
+
+@pytest.mark.django_db
+def test_api_compare_errors_and_roles(jobs):
+    a, b = jobs
+    client = api_client("res", Role.RESEARCHER)
+    url = reverse("api:job-compare")
+    missing = client.get(url, {"a": a.pk})
+    assert missing.status_code == 400 and missing.json()["extra"] == {"b": "give a job id (got '')"}
+    assert client.get(url, {"a": a.pk, "b": b.pk, "k": "two"}).json()["extra"]["k"] == "must be a whole number (got 'two')"
+    assert "must be between 1 and 2" in client.get(url, {"a": a.pk, "b": b.pk, "k": 5}).json()["extra"]["k"]
+    assert client.get(url, {"a": a.pk, "b": 999999}).status_code == 404
+    assert api_client("ann", Role.ANNOTATOR).get(url, {"a": a.pk, "b": b.pk}).status_code == 403

@@ -306,6 +306,33 @@ def test_language_table_csv_bad_filter_and_login(client, reader_client, board):
     assert reader_client.get(url).status_code == 302
 
 
+def test_language_leaderboard_api_is_the_page(board):
+    from rest_framework.test import APIClient
+
+    from toxplatform.accounts.services import ensure_api_token
+
+    url = reverse("api:leaderboard-language-detail", args=["en"])
+    assert APIClient().get(url).status_code in (401, 403)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=make_user('api-reader', Role.ANNOTATOR)).key}")
+    data = client.get(url).json()
+    assert (data["language"], data["dataset"], data["scorer"], data["category"], data["subset"]) == (
+        "en", "mini", "lexicon", "toxicity", "all")
+    assert data["k"] is None and data["rule"] == "" and data["fluency"] == PPL_SCORER
+    assert [(e["rank"], e["model"], e["method"]) for e in data["entries"]] == [
+        (1, "alpha", "system_prompt"), (2, "beta", "none"), (3, "alpha", "none")]
+    best = data["entries"][0]
+    assert best["job"] == board["alpha_sys"].pk
+    assert best["cells"]["emt"] == {"value": 0.3, "ci_low": 0.25, "ci_high": 0.35, "n": 100, "std": 0.12,
+                                    "variant": "k=25", "best": True}
+    assert "ppl" not in data["entries"][1]["cells"]  # no perplexity: no cell, not a zero
+    insult = client.get(url, {"category": "insult"}).json()
+    assert [e["model"] for e in insult["entries"]] == ["beta", "alpha"]
+    refused = client.get(url, {"scorer": "nope"})
+    assert refused.status_code == 400 and refused.json()["message"] == "No leaderboard results for this scorer."
+    assert client.get(reverse("api:leaderboard-language-detail", args=["xx"])).status_code == 404
+
+
 def test_chart_labels_are_escaped(reader_client, board):
     job = make_job("<b>evil</b>", "none", board["dataset"], finished_minutes=30)
     add_toxicity(job, "en", emt=0.1, tp=0.1, avg=0.1)
