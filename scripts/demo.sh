@@ -2,7 +2,7 @@
 # The demo, on the embedded default (SQLite + a broker that needs no server, under ./var):
 # install, migrate, import RTP-LX, create demo users, evaluate Gemma-3-270m with and without a
 # self-reminder system prompt on 5 languages (lexicon toxicity; perplexity under Gemma itself),
-# print the per-language table, serve the UI.
+# print the per-language table and the paired comparison of the two, serve the UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
@@ -28,10 +28,15 @@ for method in none system_prompt; do
     --seed 0 --reuse --name "demo: gemma-3-270m x $method"
 done
 
+echo
+echo "== Did the system prompt change toxicity? (same prompts, paired differences) =="
+$PY manage.py compare_jobs "demo: gemma-3-270m x system_prompt" "demo: gemma-3-270m x none" --scorer lexicon
+
 cat <<MSG
 
 ToxPlatform is running at http://127.0.0.1:$PORT/
   leaderboards:  http://127.0.0.1:$PORT/leaderboards/
+  compare jobs:  http://127.0.0.1:$PORT/evaluation/jobs/compare/
   corpus:        http://127.0.0.1:$PORT/corpus/
   API docs:      http://127.0.0.1:$PORT/api/docs/
 Logins (password toxplatform-demo): researcher, annotator, admin

@@ -1,5 +1,7 @@
 """Comparing two jobs on shared prompts: paired differences (hand-worked cases), the sign-flip
 permutation test against scipy, the comparison service on hand-written Score rows, the page."""
+import io
+
 import numpy as np
 import pytest
 from django.urls import reverse
@@ -266,3 +268,40 @@ def test_api_compare_errors_and_roles(jobs):
     assert "must be between 1 and 2" in client.get(url, {"a": a.pk, "b": b.pk, "k": 5}).json()["extra"]["k"]
     assert client.get(url, {"a": a.pk, "b": 999999}).status_code == 404
     assert api_client("ann", Role.ANNOTATOR).get(url, {"a": a.pk, "b": b.pk}).status_code == 403
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_compare_jobs_command_table_and_json(jobs):
+    import json
+
+    from django.core.management import call_command
+
+    a, b = jobs
+    a.name = "demo: alpha x system_prompt"
+    a.save()
+    out = io.StringIO()
+    call_command("compare_jobs", "demo: alpha x system_prompt", str(b.pk), stdout=out)
+    lines = out.getvalue().splitlines()
+    assert f"A = job {a.pk} (alpha x system_prompt), B = job {b.pk} (alpha x none)" in lines[1]
+    english = next(line for line in lines if line.startswith("en "))
+    assert english.split()[:5] == ["en", "2", "0.600", "0.550", "+0.050"]
+    assert any(line.startswith("all ") and line.split()[1] == "3" for line in lines)
+    assert "Left out: 1 prompts only A scored, 1 only B scored." in lines
+    out = io.StringIO()
+    call_command("compare_jobs", str(a.pk), str(b.pk), "--k", "1", "--json", stdout=out)
+    data = json.loads(out.getvalue())
+    assert data["k"] == 1 and data["overall"]["n"] == 3
+
+
+@pytest.mark.django_db
+def test_compare_jobs_command_errors(jobs):
+    from django.core.management import CommandError, call_command
+
+    a, b = jobs
+    with pytest.raises(CommandError, match="no finished job with id or name 'nope'"):
+        call_command("compare_jobs", "nope", str(b.pk))
+    with pytest.raises(CommandError, match="must be between 1 and 2"):
+        call_command("compare_jobs", str(a.pk), str(b.pk), "--k", "7")
