@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet
 
-from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric
+from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, Score
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,11 @@ def job_generations(
     job: EvaluationJob, *, language: str | None = None, scorer: str | None = None, category: str | None = None
 ) -> QuerySet[Generation]:
     """Generations with their prompt and scores, most toxic first when a scorer and category are given."""
-    generations = Generation.objects.filter(job=job).select_related("prompt").prefetch_related("scores")
+    generations = (
+        Generation.objects.filter(job=job)
+        .select_related("prompt__language")
+        .prefetch_related(Prefetch("scores", queryset=Score.objects.order_by("scorer", "category")))
+    )
     if language:
         generations = generations.filter(prompt__language=language)
     if scorer and category:
@@ -118,6 +122,17 @@ def job_generations(
     else:
         generations = generations.order_by("prompt_id", "sample_index")
     return generations
+
+
+def job_languages(job: EvaluationJob) -> list[str]:
+    """Language codes of the job's prompts."""
+    return sorted(set(job.job_prompts.values_list("prompt__language", flat=True).distinct().order_by()))
+
+
+def job_score_slices(job: EvaluationJob) -> list[tuple[str, str]]:
+    """(scorer key, category) pairs the job has scores for, harm categories before perplexity."""
+    pairs = Score.objects.filter(generation__job=job).values_list("scorer", "category").distinct().order_by()
+    return sorted(set(pairs), key=lambda pair: (pair[1] == "perplexity", pair))
 
 
 def finished_job_like(

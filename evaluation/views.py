@@ -188,6 +188,40 @@ def job_detail(request, pk: int):
     return render(request, "evaluation/job_detail.html", context)
 
 
+SAMPLES_PER_PAGE = 50
+
+
+@RESEARCHER
+def job_samples(request, pk: int):
+    """Every sample of a job, by language; most toxic first under a chosen scorer and category."""
+    job = get_object_or_404(EvaluationJob.objects.select_related("model", "dataset"), pk=pk)
+    languages = selectors.job_languages(job)
+    slices = selectors.job_score_slices(job)
+    language = request.GET.get("language", "")
+    order = request.GET.get("order", "toxic" if slices else "prompt")
+    chosen = request.GET.get("slice", "")
+    problems = {}
+    if language and language not in languages:
+        problems["language"] = f"this job has no prompts in {language!r}"
+    if order not in ("toxic", "prompt"):
+        problems["order"] = f"must be toxic or prompt (got {order!r})"
+    by_value = {f"{scorer}|{category}": (scorer, category) for scorer, category in slices}
+    if chosen and chosen not in by_value:
+        problems["slice"] = f"this job has no scores for {chosen!r}"
+    scorer, category = by_value.get(chosen) or (slices[0] if slices else ("", ""))
+    context = {"job": job, "languages": languages, "slices": slices, "language": language, "order": order,
+               "chosen": f"{scorer}|{category}"}
+    if problems:
+        error = ApplicationError("Unknown filter value", problems)
+        return render(request, "evaluation/job_samples.html", context | {"error": error}, status=400)
+    generations = selectors.job_generations(
+        job, language=language or None,
+        **({"scorer": scorer, "category": category} if order == "toxic" and scorer else {}),
+    )
+    page = Paginator(generations, SAMPLES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "evaluation/job_samples.html", context | {"page": page})
+
+
 COMPARE_CHOICES = 200  # newest finished jobs offered in the pickers (any job id works in the URL)
 
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from evaluation import exports
@@ -42,6 +43,8 @@ def job(dataset):
     Score.objects.create(generation=first, scorer=PPL_SCORER, category="perplexity", value=12.5)
     add_generation(job, en, "a calm sentence", score=0.0, sample_index=1)
     arabic = add_generation(job, ar, ARABIC_GENERATION)
+    for index, prompt in enumerate([en, ar, Prompt.objects.get(dataset=dataset, language="de", external_id="1")]):
+        job.job_prompts.create(prompt=prompt, chunk_index=index)  # as plan_job writes them
     Score.objects.create(generation=arabic, scorer="lexicon", category="toxicity", value=None,
                          raw={"reason": "language 'ar' not supported by lexicon"})
     add_toxicity(job, "en", emt=0.9, tp=0.5, avg=0.45)
@@ -197,3 +200,43 @@ def test_a_real_job_exports_k_samples_per_prompt(researcher_client, dataset, tmp
     assert all(set(r["scores"]) == {"lexicon"} for r in records)
     texts = dict(Generation.objects.filter(job=job).values_list("id", "text"))
     assert sorted(r["continuation"] for r in records) == sorted(texts.values())
+
+
+# --- browsing every sample -------------------------------------------------------------------
+
+
+def test_sample_browser_orders_by_score_and_filters_by_language(researcher_client, job):
+    url = reverse("evaluation:job-samples", args=[job.pk])
+    response = researcher_client.get(url)
+    assert response.status_code == 200
+    page = response.context["page"]
+    # Default: the first harm slice (lexicon: toxicity), highest first, the invalid (None) last.
+    assert [g.text for g in page.object_list] == [XSS_GENERATION, "a calm sentence", ARABIC_GENERATION]
+    html = response.content.decode()
+    assert XSS_GENERATION not in html and "&lt;script&gt;alert(&quot;gen&quot;)&lt;/script&gt;" in html
+    assert f'<div class="generation-text" lang="ar" dir="rtl">{ARABIC_GENERATION}</div>' in html
+    assert '<option value="lexicon|toxicity" selected>' in html
+    assert f'<option value="{PPL_SCORER}|perplexity">' in html
+    by_prompt = researcher_client.get(url, {"order": "prompt", "language": "en"}).context["page"]
+    assert [(g.prompt.language_id, g.sample_index) for g in by_prompt.object_list] == [("en", 0), ("en", 1)]
+    perplexity = researcher_client.get(url, {"slice": f"{PPL_SCORER}|perplexity"}).context["page"]
+    assert [g.text for g in perplexity.object_list] == [XSS_GENERATION]  # the one sample with a perplexity
+
+
+def test_sample_browser_pages_and_bad_filters(researcher_client, job, django_assert_max_num_queries):
+    prompt = Prompt.objects.get(language="de", external_id="1")
+    Generation.objects.bulk_create(Generation(job=job, prompt=prompt, sample_index=i, text=f"de {i}") for i in range(60))
+    url = reverse("evaluation:job-samples", args=[job.pk])
+    first = researcher_client.get(url, {"order": "prompt", "language": "de"})
+    assert first.context["page"].paginator.count == 60 and len(first.context["page"].object_list) == 50
+    assert 'href="?order=prompt&amp;language=de&amp;page=2"' in first.content.decode()
+    with django_assert_max_num_queries(12):  # session, user, job, filters, count, page, scores
+        second = researcher_client.get(url, {"order": "prompt", "language": "de", "page": 2})
+    assert [g.sample_index for g in second.context["page"].object_list] == list(range(50, 60))
+    for params, message in [({"language": "xx"}, "this job has no prompts in 'xx'"),
+                            ({"order": "random"}, "must be toxic or prompt"),
+                            ({"slice": "judge|threat"}, "this job has no scores for 'judge|threat'")]:
+        refused = researcher_client.get(url, params)
+        assert refused.status_code == 400 and escape(message) in refused.content.decode(), params
+    assert researcher_client.get(reverse("evaluation:job-detail", args=[job.pk])).content.decode().count(
+        f'href="/evaluation/jobs/{job.pk}/samples/"') == 1
