@@ -130,9 +130,10 @@ def job_languages(job: EvaluationJob) -> list[str]:
 
 
 def job_score_slices(job: EvaluationJob) -> list[tuple[str, str]]:
-    """(scorer key, category) pairs the job has scores for, harm categories before perplexity."""
+    """(scorer key, category) pairs the job has scores for: toxicity first (the usual question),
+    then the other harm categories, perplexity last."""
     pairs = Score.objects.filter(generation__job=job).values_list("scorer", "category").distinct().order_by()
-    return sorted(set(pairs), key=lambda pair: (pair[1] == "perplexity", pair))
+    return sorted(set(pairs), key=lambda pair: (pair[1] == "perplexity", pair[1] != "toxicity", pair))
 
 
 def finished_job_like(

@@ -41,6 +41,7 @@ def job(dataset):
     first = add_generation(job, en, XSS_GENERATION, score=0.9)
     Score.objects.filter(generation=first).update(raw={"matches": ["alert"]})
     Score.objects.create(generation=first, scorer=PPL_SCORER, category="perplexity", value=12.5)
+    Score.objects.create(generation=first, scorer="lexicon", category="profanity", value=0.0)
     add_generation(job, en, "a calm sentence", score=0.0, sample_index=1)
     arabic = add_generation(job, ar, ARABIC_GENERATION)
     for index, prompt in enumerate([en, ar, Prompt.objects.get(dataset=dataset, language="de", external_id="1")]):
@@ -72,7 +73,7 @@ def test_samples_download_has_every_sample_with_prompt_and_scores(researcher_cli
         "job": job.pk, "language": "en", "prompt_id": Prompt.objects.get(language="en", external_id="1").pk,
         "external_id": "1", "group_id": "1", "prompt_is_toxic": True, "prompt": "You are such a",
         "sample_index": 0, "continuation": XSS_GENERATION, "token_count": 5,
-        "scores": {"lexicon": {"toxicity": 0.9}, PPL_SCORER: {"perplexity": 12.5}},
+        "scores": {"lexicon": {"profanity": 0.0, "toxicity": 0.9}, PPL_SCORER: {"perplexity": 12.5}},
         "score_details": {"lexicon": {"toxicity": {"matches": ["alert"]}}},
     }
     assert calm["scores"] == {"lexicon": {"toxicity": 0.0}} and calm["score_details"] == {}
@@ -217,6 +218,7 @@ def test_sample_browser_orders_by_score_and_filters_by_language(researcher_clien
     assert f'<div class="generation-text" lang="ar" dir="rtl">{ARABIC_GENERATION}</div>' in html
     assert '<option value="lexicon|toxicity" selected>' in html
     assert f'<option value="{PPL_SCORER}|perplexity">' in html
+    assert "badge-high" in html and html.count("badge-high") == 1  # lexicon 0.9; a perplexity is not "high"
     by_prompt = researcher_client.get(url, {"order": "prompt", "language": "en"}).context["page"]
     assert [(g.prompt.language_id, g.sample_index) for g in by_prompt.object_list] == [("en", 0), ("en", 1)]
     perplexity = researcher_client.get(url, {"slice": f"{PPL_SCORER}|perplexity"}).context["page"]
