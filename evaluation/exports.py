@@ -16,9 +16,9 @@ import io
 import json
 from collections.abc import Iterator
 
-from django.db.models import Prefetch
-
-from evaluation.models import EvaluationJob, Generation, JobMetric, Score
+from evaluation import selectors
+from evaluation.leaderboards import EMT_STD
+from evaluation.models import EvaluationJob, Generation, JobMetric
 
 EXPORT_BATCH = 2000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -26,16 +26,8 @@ METRIC_COLUMNS = ["language", "scorer", "category", "subset", "metric", "variant
 
 
 def sample_generations(job: EvaluationJob, *, language: str | None = None):
-    """The job's generations in a stable order (prompt, then sample), with prompt and scores."""
-    generations = (
-        Generation.objects.filter(job=job)
-        .select_related("prompt")
-        .prefetch_related(Prefetch("scores", queryset=Score.objects.order_by("scorer", "category")))
-        .order_by("prompt__language_id", "prompt_id", "sample_index")
-    )
-    if language:
-        generations = generations.filter(prompt__language_id=language)
-    return generations
+    """The job's generations in a stable order (language, prompt, sample), with prompt and scores."""
+    return selectors.job_generations(job, language=language)
 
 
 def sample_record(generation: Generation) -> dict:
@@ -86,8 +78,6 @@ def metric_rows(job: EvaluationJob) -> Iterator[list]:
 def leaderboard_rows(board) -> Iterator[list]:
     """A leaderboards.LanguageLeaderboard: one row per model x method, each column's value, CI
     and the variant it was computed with, and what the table was selected by."""
-    from evaluation.leaderboards import EMT_STD
-
     selection = board.selection
     header = ["rank", "model", "method", "job", "language", "dataset", "scorer", "category", "subset"]
     for column in board.columns:

@@ -107,7 +107,8 @@ def job_metric_table(job: EvaluationJob, *, subset: str = "all") -> dict[str, di
 def job_generations(
     job: EvaluationJob, *, language: str | None = None, scorer: str | None = None, category: str | None = None
 ) -> QuerySet[Generation]:
-    """Generations with their prompt and scores, most toxic first when a scorer and category are given."""
+    """Generations with their prompt (and its language) and scores; by language, prompt and
+    sample, or most toxic first when a scorer and category are given."""
     generations = (
         Generation.objects.filter(job=job)
         .select_related("prompt__language")
@@ -120,7 +121,7 @@ def job_generations(
             F("scores__value").desc(nulls_last=True), "id"
         )
     else:
-        generations = generations.order_by("prompt_id", "sample_index")
+        generations = generations.order_by("prompt__language_id", "prompt_id", "sample_index")
     return generations
 
 
