@@ -176,10 +176,7 @@ class LanguageLeaderboardViewSet(viewsets.ViewSet):
 
     def retrieve(self, request, code=None):
         language = get_object_or_404(Language, code=code)
-        params = request.query_params
-        selection = leaderboards.resolve_selection(
-            **{name: params.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule", "fluency")}
-        )
+        selection = leaderboards.selection_from_query(request.query_params)
         board = leaderboards.language_leaderboard(language=language, selection=selection)
         return Response(LanguageLeaderboardSerializer(board).data)
 

@@ -271,6 +271,14 @@ def resolve_selection(
     )
 
 
+SELECTION_PARAMS = ("dataset", "scorer", "category", "subset", "k", "rule", "fluency")
+
+
+def selection_from_query(params) -> Selection:
+    """resolve_selection from a query string (a page's GET or the API's query_params)."""
+    return resolve_selection(**{name: params.get(name, "") for name in SELECTION_PARAMS})
+
+
 def filter_options(selection: Selection) -> FilterOptions:
     metrics = _toxicity_metrics(selection.dataset)
     ks = set()

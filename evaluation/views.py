@@ -22,12 +22,6 @@ from toxplatform.errors import ApplicationError
 # --- leaderboards -----------------------------------------------------------------------------
 
 
-def _leaderboard_selection(request):
-    return leaderboards.resolve_selection(
-        **{name: request.GET.get(name, "") for name in ("dataset", "scorer", "category", "subset", "k", "rule", "fluency")}
-    )
-
-
 def _heatmap_metric(request) -> leaderboards.MetricColumn:
     name = request.GET.get("metric", leaderboards.EMT.metric)
     for column in leaderboards.HEATMAP_METRICS:
@@ -40,7 +34,7 @@ def _heatmap_metric(request) -> leaderboards.MetricColumn:
 def _render_leaderboard(request, template: str, build, context: dict):
     """Render a leaderboard page; a filter value that names nothing is shown as a 400 on the page."""
     try:
-        selection = _leaderboard_selection(request)
+        selection = leaderboards.selection_from_query(request.GET)
         context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
         context |= build(selection)
     except ApplicationError as error:
@@ -91,7 +85,7 @@ def leaderboard_language_csv(request, code: str):
     """The language leaderboard with the same filters, as CSV."""
     language = get_object_or_404(Language, code=code)
     try:
-        board = leaderboards.language_leaderboard(language=language, selection=_leaderboard_selection(request))
+        board = leaderboards.language_leaderboard(language=language, selection=leaderboards.selection_from_query(request.GET))
     except ApplicationError as error:
         return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
     return _download(exports.to_csv(exports.leaderboard_rows(board)), "text/csv", f"leaderboard-{language.code}.csv")
