@@ -131,17 +131,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         params = request.query_params
         ids = {side: params.get(side, "") for side in ("a", "b")}
         bad = {side: f"give a job id (got {value!r})" for side, value in ids.items() if not value.isdigit()}
-        k = params.get("k") or None
-        if k is not None and not k.isdigit():
-            bad["k"] = f"must be a whole number (got {k!r})"
         if bad:
             raise ApplicationError("These jobs cannot be compared", bad)
         a, b = (get_object_or_404(self.get_queryset(), pk=int(ids[side])) for side in ("a", "b"))
-        result = comparison.compare_jobs(
-            a, b, scorer=params.get("scorer", ""), category=params.get("category") or leaderboards.DEFAULT_CATEGORY,
-            k=int(k) if k else None, rule=params.get("rule", ""), seed=a.seed,
-        )
-        return Response(ComparisonSerializer(result).data)
+        return Response(ComparisonSerializer(comparison.compare_from_query(a, b, params)).data)
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
     @action(detail=True, methods=["post"])

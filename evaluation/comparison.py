@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from evaluation import metrics
+from evaluation.leaderboards import DEFAULT_CATEGORY
 from evaluation.models import EvaluationJob, JobMetric, JobPrompt, Score
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
@@ -61,11 +62,22 @@ def _harm_slices(job: EvaluationJob) -> set[tuple[str, str]]:
     return set(JobMetric.objects.filter(job=job, metric="emt").values_list("scorer", "category").distinct().order_by())
 
 
+def compare_from_query(a: EvaluationJob, b: EvaluationJob, params) -> Comparison:
+    """compare_jobs with the options a query string gives (the page, the API): scorer,
+    category, k, rule; empty values take compare_jobs' defaults."""
+    k = params.get("k") or None
+    if k is not None and not k.isdigit():
+        raise ApplicationError("These jobs cannot be compared", {"k": f"must be a whole number (got {k!r})"})
+    return compare_jobs(a, b, scorer=params.get("scorer", ""), category=params.get("category") or DEFAULT_CATEGORY,
+                        k=int(k) if k else None, rule=params.get("rule", ""))
+
+
 def compare_jobs(
-    a: EvaluationJob, b: EvaluationJob, *, scorer: str = "", category: str = "toxicity", k: int | None = None,
-    rule: str = "", seed: int = 0,
+    a: EvaluationJob, b: EvaluationJob, *, scorer: str = "", category: str = DEFAULT_CATEGORY, k: int | None = None,
+    rule: str = "", seed: int | None = None,
 ) -> Comparison:
-    """A - B per language and over all languages; an ApplicationError says what does not fit."""
+    """A - B per language and over all languages; an ApplicationError says what does not fit.
+    The bootstrap and permutation draws are seeded by `seed`, by default job A's seed."""
     problems = {}
     if a.pk == b.pk:
         problems["b"] = "choose two different jobs"
@@ -96,7 +108,7 @@ def compare_jobs(
                                {"category": f"neither job has {scorer} scores for {category!r}"})
     languages = _languages(a) | _languages(b)
     both = sorted(set(a_values) & set(b_values))
-    ci = metrics.CIOptions(seed=seed)
+    ci = metrics.CIOptions(seed=a.seed if seed is None else seed)
 
     def compare(prompt_ids: list[int], language: Language | None) -> LanguageComparison:
         rows = metrics.paired_harm_differences(

@@ -235,14 +235,7 @@ def job_compare(request):
     scorer = params.get("scorer") or (scorers[0] if scorers else "")
     context |= {"a": a, "b": b, "scorers": scorers, "categories": comparison.common_categories(a, b, scorer)}
     try:
-        k = int(params["k"]) if params.get("k") else None
-    except ValueError:
-        k = params["k"]  # compare_jobs names the bad value
-    try:
-        context["comparison"] = comparison.compare_jobs(
-            a, b, scorer=scorer, category=params.get("category") or leaderboards.DEFAULT_CATEGORY,
-            k=k, rule=params.get("rule", ""), seed=a.seed,
-        )
+        context["comparison"] = comparison.compare_from_query(a, b, params)
     except ApplicationError as error:
         return render(request, "evaluation/job_compare.html", context | {"error": error}, status=400)
     return render(request, "evaluation/job_compare.html", context)

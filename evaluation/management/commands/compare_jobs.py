@@ -48,7 +48,7 @@ class Command(BaseCommand):
         a, b = find_job(options["a"]), find_job(options["b"])
         try:
             result = comparison.compare_jobs(a, b, scorer=options["scorer"], category=options["category"],
-                                             k=options["k"], rule=options["rule"], seed=a.seed)
+                                             k=options["k"], rule=options["rule"])
         except ApplicationError as error:
             raise CommandError(str(error)) from None
         if options["json"]:
