@@ -35,7 +35,7 @@ from django.conf import settings
 
 from evaluation.generators.base import GenerationHooks, GenerationParams, Generator, PromptInput, Sample
 from evaluation.model_loading import staged_directory
-from evaluation.registry import Registry
+from toxplatform.registry import Registry
 from toxplatform.errors import ApplicationError
 
 registry = Registry("detox method")

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from evaluation.registry import Registry
+from toxplatform.registry import Registry
 from toxplatform.errors import ApplicationError
 
 registry = Registry("generator")

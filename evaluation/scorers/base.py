@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from evaluation.registry import Registry
+from toxplatform.registry import Registry
 from toxplatform.errors import ApplicationError
 
 registry = Registry("scorer")

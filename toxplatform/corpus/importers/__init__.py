@@ -1,6 +1,7 @@
 """Dataset importers: one file per format behind a small registry (format name -> class).
 
 A new format is a new module with an `Importer` subclass plus one line in IMPORTERS.
+IMPORTERS is the platform's one registry kind (toxplatform.registry), keyed by `format_name`.
 """
 from toxplatform.corpus.importers.base import (
     Catalog,
@@ -16,21 +17,15 @@ from toxplatform.corpus.importers.jsonl import JsonlImporter
 from toxplatform.corpus.importers.ptp import PtpImporter
 from toxplatform.corpus.importers.rtp import RtpImporter
 from toxplatform.corpus.importers.rtp_lx import RtpLxImporter
-from toxplatform.errors import ApplicationError
+from toxplatform.registry import Registry
 
-IMPORTERS: dict[str, type[Importer]] = {
-    cls.format_name: cls for cls in (RtpLxImporter, RtpImporter, PtpImporter, JsonlImporter, CsvImporter)
-}
+IMPORTERS = Registry("dataset format", key="format_name")
+for _importer in (RtpLxImporter, RtpImporter, PtpImporter, JsonlImporter, CsvImporter):
+    IMPORTERS.register(_importer)
 
 
 def get_importer(format_name: str) -> type[Importer]:
-    try:
-        return IMPORTERS[format_name]
-    except KeyError:
-        raise ApplicationError(
-            f"Unknown dataset format {format_name!r}; known formats: {', '.join(IMPORTERS)}",
-            {"format": format_name},
-        ) from None
+    return IMPORTERS.get(format_name)
 
 
 __all__ = [

@@ -1,17 +1,22 @@
-"""A small name -> class registry shared by generators, detox methods and scorers."""
+"""A small name -> class registry: generators, detox methods, scorers, dataset importers,
+annotation campaign kinds. It lives in the platform core so every app can use it without
+importing another app."""
 from toxplatform.errors import ApplicationError
 
 
 class Registry:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, key: str = "name"):
         self.kind = kind
+        # The class attribute that names an entry ("name"; importers use "format_name").
+        self.key = key
         self._classes: dict[str, type] = {}
 
     def register(self, cls: type) -> type:
         """Class decorator: `@generators.register` on a class with a `name` attribute."""
-        if cls.name in self._classes:
-            raise ValueError(f"{self.kind} {cls.name!r} is registered twice")
-        self._classes[cls.name] = cls
+        name = getattr(cls, self.key)
+        if name in self._classes:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._classes[name] = cls
         return cls
 
     def unregister(self, name: str) -> None:
@@ -28,6 +33,12 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._classes)
+
+    def items(self) -> list[tuple[str, type]]:
+        return sorted(self._classes.items())
+
+    def __iter__(self):
+        return iter(self.names())
 
     def __contains__(self, name: str) -> bool:
         return name in self._classes
