@@ -6,8 +6,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from toxplatform.registry import Registry
 from toxplatform.errors import ApplicationError
+from toxplatform.registry import Registry
 
 registry = Registry("generator")
 

@@ -110,7 +110,7 @@ def test_soft_score_with_saturation():
     [
         ({"categories": ["threat"]}, "categories"),
         ({"saturation": 0}, "saturation"),
-        ({"lists": ["en"]}, "Unknown parameter"),
+        ({"lists": ["en"]}, "lists is not a known parameter"),
     ],
 )
 def test_bad_params_are_application_errors(params, message):
