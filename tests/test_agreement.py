@@ -485,7 +485,8 @@ def test_text_labels_with_missing_values():
     b = ["low", "high", "high", None]
     result = cohen_kappa(a, b)
     assert (result.value, result.n) == (1.0, 2)
-    ordered = cohen_kappa(["low", "mid", "high"], ["low", "high", "high"], weights="linear", labels=["low", "mid", "high"])
+    scale = ["low", "mid", "high"]
+    ordered = cohen_kappa(["low", "mid", "high"], ["low", "high", "high"], weights="linear", labels=scale)
     numeric = cohen_kappa([1, 2, 3], [1, 3, 3], weights="linear")
     assert ordered.value == pytest.approx(numeric.value, abs=TOLERANCE)
 

@@ -425,7 +425,9 @@ def krippendorff_alpha(reliability_data, *, level: str = "nominal", values=None)
     return AgreementResult(float(1 - (totals.sum() - 1) * observed / expected), n=len(counts))
 
 
-def pairwise(ratings, measure: Callable[..., AgreementResult] | None = None, **options) -> dict[tuple[int, int], AgreementResult]:
+def pairwise(
+    ratings, measure: Callable[..., AgreementResult] | None = None, **options
+) -> dict[tuple[int, int], AgreementResult]:
     """{(rater i, rater j): measure(column i, column j, **options)} for every pair i < j of an
     items x raters matrix (measure: cohen_kappa by default; items rated by both). Pass
     labels= (the full scale) so weighted kappa charges the same steps in every pair."""
