@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "toxplatform.middleware.ApplicationErrorMiddleware",
 ]
 
 ROOT_URLCONF = "toxplatform.urls"
@@ -182,6 +183,11 @@ CELERY_BEAT_SCHEDULE = {
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+# Limits that protect the machine (checked by services.create_job, whatever the interface):
+# one job's prompts x k x max_new_tokens (RTP-LX whole, k = 25, 20 tokens is 15.1 M), and
+# the jobs one user may have queued or running at once.
+JOB_MAX_WORK = int(os.environ.get("TOXPLATFORM_JOB_MAX_WORK", 50_000_000))
+JOB_MAX_ACTIVE_PER_USER = int(os.environ.get("TOXPLATFORM_JOB_MAX_ACTIVE_PER_USER", 10))
 
 LOGGING = {
     "version": 1,

@@ -71,6 +71,11 @@ class _Retryable(Exception):
 @registry.register
 class OpenAIGenerator(Generator):
     name = "openai"
+    label = "OpenAI-compatible HTTP endpoint"
+
+    @classmethod
+    def fingerprint_of(cls, config: ModelConfig) -> str:
+        return model_loading.fingerprint_endpoint(base_url(config.location), config.remote_model)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
