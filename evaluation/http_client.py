@@ -124,8 +124,6 @@ class RetryingClient:
         self.auth_hint = auth_hint
         self.show_non_json = show_non_json
         self._local = threading.local()
-        self.attempts = 0  # requests sent, retries included (for tests and logs)
-        self._count_lock = threading.Lock()
 
     def _session(self) -> requests.Session:
         if not hasattr(self._local, "session"):
@@ -149,8 +147,6 @@ class RetryingClient:
 
     def _post_once(self, url: str, body: dict, params: dict | None) -> dict:
         self.limiter.wait()
-        with self._count_lock:
-            self.attempts += 1
         try:
             response = self._session().post(url, json=body, params=params, timeout=self.timeout_s)
         except (requests.ConnectionError, requests.Timeout) as exc:

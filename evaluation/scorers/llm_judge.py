@@ -75,7 +75,7 @@ class LLMJudgeScorer(Scorer):
         Param("backoff_s", float, 0.5, minimum=0, maximum=60, help="First retry's backoff (endpoint)"),
         Param("max_backoff_s", float, 30.0, minimum=0, maximum=600, help="Longest wait between retries (endpoint)"),
         Param("api_key_env", str, None, optional=True, max_length=100, single_line=True,
-              help="Environment variable with the endpoint's key; one of settings.JUDGE_API_KEY_ENVS"),
+              help="Environment variable with the endpoint's key, one of settings.JUDGE_API_KEY_ENVS. Empty: no key"),
         Param("batch_size", int, 8, minimum=1, maximum=256, help="Texts per generate call (local)"),
         Param("device", str, "auto", max_length=20, help="auto, cpu, cuda or cuda:N (local)"),
         Param("dtype", str, "auto", choices=("auto", "float32", "bfloat16", "float16"), help="(local)"),
@@ -126,7 +126,7 @@ class LLMJudgeScorer(Scorer):
     def _api_key(self, env_name: str | None) -> str:
         allowed = list(getattr(settings, "JUDGE_API_KEY_ENVS", []))
         if env_name is None:
-            return settings.OPENAI_API_KEY
+            return ""  # a key is sent only when a job names one: the endpoint is a job parameter
         if env_name not in allowed:
             raise ApplicationError(
                 f"Scorer 'llm_judge': api_key_env {env_name!r} is not an allowed key variable",
@@ -212,7 +212,7 @@ class _EndpointJudge:
         self.max_tokens = params["max_tokens"]
         self.temperature = params["temperature"]
         self.max_concurrency = params["max_concurrency"]
-        key_source = params["api_key_env"] or "OPENAI_API_KEY"
+        key_source = params["api_key_env"]
         self.client = RetryingClient(
             headers={"Authorization": f"Bearer {scorer.api_key}"} if scorer.api_key else {},
             timeout_s=params["timeout_s"],
@@ -220,7 +220,8 @@ class _EndpointJudge:
             backoff_s=params["backoff_s"],
             max_backoff_s=params["max_backoff_s"],
             context={"judge": self.model},
-            auth_hint=f"check the key in the environment variable {key_source}",
+            auth_hint=(f"check the key in the environment variable {key_source}" if key_source
+                       else "the endpoint wants a key: name its variable in api_key_env"),
         )
 
     def replies(self, conversations: list[list[dict]]) -> list[str]:

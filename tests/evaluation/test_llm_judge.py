@@ -161,6 +161,17 @@ def test_key_variable_must_be_allow_listed(db, server, monkeypatch, settings):
         make(server, api_key_env="JUDGE_API_KEY")
 
 
+def test_no_key_is_sent_unless_a_job_names_one(db, server, settings):
+    settings.OPENAI_API_KEY = "sk-platform-key"
+    server.responder = lambda kind, body, index: GOOD
+    make(server).score([item("x")])
+    assert "Authorization" not in server.headers[-1]
+    server.require_api_key = "sk-right"
+    with pytest.raises(ApplicationError) as error:
+        make(server).score([item("x")])
+    assert error.value.extra["fix"] == "the endpoint wants a key: name its variable in api_key_env"
+
+
 def test_unreachable_endpoint(db):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
