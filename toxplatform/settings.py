@@ -184,7 +184,7 @@ MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "mode
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 # Environment variables an llm_judge job may name as its API key (`api_key_env`): a job's
 # parameters must not be able to send any other secret (SECRET_KEY, DATABASE_URL) anywhere.
-JUDGE_API_KEY_ENVS = env_list("TOXPLATFORM_JUDGE_KEY_ENVS", "OPENAI_API_KEY,JUDGE_API_KEY")
+JUDGE_API_KEY_ENVS = env_list("TOXPLATFORM_JUDGE_KEY_ENVS", ",".join(["OPENAI_API_KEY", "JUDGE_API_KEY"]))
 # Azure AI Content Safety (azure_content_safety scorer): the resource endpoint, and the name
 # of the environment variable holding its key (read when a scorer is built, never stored).
 AZURE_CONTENT_SAFETY_ENDPOINT = os.environ.get("AZURE_CONTENT_SAFETY_ENDPOINT", "")
