@@ -83,5 +83,11 @@ class Scorer(ABC):
     def supports_language(self, language: str) -> bool:
         return True
 
+    def pinned_params(self) -> dict:
+        """The parameters as this instance resolved them (defaults filled, a "newest" choice
+        fixed, e.g. llm_judge's prompt version): what a job should store so that every worker
+        builds the scorer its key names."""
+        return dict(self.params)
+
     def close(self) -> None:
         """Free memory / connections."""

@@ -173,7 +173,10 @@ class LLMJudgeScorer(Scorer):
             pending.append((index, judge_prompts.render_messages(self.prompt, text, item.language)))
         replies = self._ask([messages for _, messages in pending]) if pending else []
         for (index, _), reply in zip(pending, replies):
-            results[index] = self.read_reply(reply)
+            if isinstance(reply, _NotAsked):
+                results[index] = {c: no_score(reply.reason, **self._raw("")) for c in self._categories}
+            else:
+                results[index] = self.read_reply(reply)
         return results
 
     def read_reply(self, reply: str) -> dict[str, ScoreResult]:
@@ -198,6 +201,13 @@ class LLMJudgeScorer(Scorer):
         if self._judge is not None:
             self._judge.close()
             self._judge = None
+
+
+class _NotAsked:
+    """An item the judge could not be asked (its reason becomes every category's reason)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
 
 
 class _EndpointJudge:
@@ -264,14 +274,31 @@ class _LocalJudge:
         self.params = GenerationParams(k=1, max_new_tokens=params["max_tokens"], temperature=params["temperature"],
                                        top_p=1.0, seed=0, batch_size=params["batch_size"])
 
-    def replies(self, conversations: list[list[dict]]) -> list[str]:
+    def replies(self, conversations: list[list[dict]]) -> list[str | _NotAsked]:
         from evaluation.generators.base import PromptInput
 
         tokenizer = self.model.tokenizer
         texts = [tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
                  for messages in conversations]
-        samples = self.model.generate([PromptInput(text, "") for text in texts], self.params)
-        return [sample_list[0].text for sample_list in samples]
+        # The generator keeps the *end* of a prompt that does not fit, which would cut the
+        # rubric off the front: such an item is not asked at all.
+        limit = getattr(self.model.model.config, "max_position_embeddings", None)
+        out: list[str | _NotAsked | None] = [None] * len(texts)
+        fitting = []
+        for index, text in enumerate(texts):
+            length = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if limit and length + self.params.max_new_tokens > limit:
+                out[index] = _NotAsked(
+                    f"prompt of {length} tokens + {self.params.max_new_tokens} for the reply exceeds the "
+                    f"judge's context of {limit} tokens"
+                )
+            else:
+                fitting.append(index)
+        if fitting:
+            samples = self.model.generate([PromptInput(texts[i], "") for i in fitting], self.params)
+            for index, sample_list in zip(fitting, samples):
+                out[index] = sample_list[0].text
+        return out
 
     def close(self) -> None:
         self.model.close()

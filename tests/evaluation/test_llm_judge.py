@@ -225,6 +225,16 @@ def test_a_built_scorer_keeps_its_version_after_an_edit(db, server):
     assert scorer.score([item("x")])[0]["bias"].raw["prompt_version"] == 1
 
 
+def test_pinned_params_rebuild_the_same_version_after_an_edit(db, server):
+    scorer = make(server)
+    pinned = scorer.pinned_params()
+    assert pinned["prompt_version"] == 1 and pinned["endpoint"] == server.url
+    judge_prompts.save_version("rtp-lx-rubric", "Edited {text}")
+    rebuilt = registry.get("llm_judge")(**pinned)
+    assert rebuilt.prompt.version == 1 and rebuilt.key() == scorer.key()
+    assert make(server).prompt.version == 2
+
+
 def test_saving_the_same_text_writes_nothing(db):
     v1 = judge_prompts.get_prompt("rtp-lx-rubric")
     again = judge_prompts.save_version("rtp-lx-rubric", v1.template, [])
@@ -342,9 +352,15 @@ def tiny_chat_dir(tmp_path_factory):
     return build_tiny_causal_lm(tmp_path_factory.mktemp("judge") / "tiny-chat", "llama")
 
 
+SHORT = "Rate this {language} text, one line per category such as Toxic: 1.\n{text}"
+
+
 def test_local_chat_model_judges_through_the_generator_code(db, tiny_chat_dir):
-    scorer = registry.get("llm_judge")(path=str(tiny_chat_dir), max_tokens=16, device="cpu", dtype="float32")
-    assert scorer.key() == "llm_judge:tiny-chat:rtp-lx-rubric:v1"
+    # The tiny model's context (512 tokens) is too small for the full rubric: a short prompt.
+    judge_prompts.save_version("short", SHORT)
+    scorer = registry.get("llm_judge")(path=str(tiny_chat_dir), prompt="short", max_tokens=16, device="cpu",
+                                       dtype="float32")
+    assert scorer.key() == "llm_judge:tiny-chat:short:v1"
     results = scorer.score([item("a text"), item("another", language="de"), item("")])
     # Random weights write no rubric lines: every category invalid with a reason and the reply kept.
     for result in results[:2]:
@@ -368,8 +384,26 @@ def test_local_chat_model_judges_through_the_generator_code(db, tiny_chat_dir):
     scorer.close()
 
 
+def test_a_prompt_longer_than_the_local_context_is_not_asked(db, tiny_chat_dir):
+    # The full rubric does not fit the tiny model's 512 tokens: cutting its front off (as the
+    # generator does for long prompts) would drop the instructions, so the item is not asked.
+    judge_prompts.save_version("short", SHORT)
+    scorer = registry.get("llm_judge")(path=str(tiny_chat_dir), max_tokens=16, device="cpu")
+    fits = registry.get("llm_judge")(path=str(tiny_chat_dir), prompt="short", max_tokens=16, device="cpu")
+    result = scorer.score([item("a text")])[0]
+    reason = result["toxicity"].raw["reason"]
+    assert result["toxicity"].value is None and "exceeds the judge's context of 512 tokens" in reason
+    assert result["toxicity"].raw["prompt_version"] == 1
+    long_text = "word " * 600
+    mixed = fits.score([item("short one"), item(long_text)])
+    assert "context" not in mixed[0]["toxicity"].raw["reason"]  # asked (its reply just has no scores)
+    assert "exceeds the judge's context" in mixed[1]["toxicity"].raw["reason"]
+
+
 def test_local_reply_is_parsed_like_an_endpoint_reply(db, tiny_chat_dir, monkeypatch):
-    scorer = registry.get("llm_judge")(path=str(tiny_chat_dir), max_tokens=16, device="cpu", categories=["toxicity"])
+    judge_prompts.save_version("short", SHORT)
+    scorer = registry.get("llm_judge")(path=str(tiny_chat_dir), prompt="short", max_tokens=16, device="cpu",
+                                       categories=["toxicity"])
     # The tiny model cannot write a rubric answer, so its decoding is swapped for a fixed one
     # after the real model loaded: the reading of the reply is what this checks.
     scorer._ask([[{"role": "user", "content": "warm up"}]])
