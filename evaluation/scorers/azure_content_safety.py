@@ -97,7 +97,7 @@ class AzureContentSafetyScorer(Scorer):
     def __init__(self, **params):
         super().__init__(**params)
         params = self.params
-        self._categories = list(params["categories"] or AZURE_NAME)
+        self._categories = list(dict.fromkeys(params["categories"] or AZURE_NAME))
         self.output = params["output"]
         self.scale = params["scale"]
         self.text = params["text"]

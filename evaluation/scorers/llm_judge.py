@@ -87,7 +87,7 @@ class LLMJudgeScorer(Scorer):
         from evaluation import judge_prompts
 
         params = self.params
-        self._categories = list(params["categories"] or RUBRIC_CATEGORIES)
+        self._categories = list(dict.fromkeys(params["categories"] or RUBRIC_CATEGORIES))
         self.text = params["text"]
         # Resolved once: every item this instance scores uses the same version.
         self.prompt = judge_prompts.get_prompt(params["prompt"], params["prompt_version"])

@@ -70,7 +70,7 @@ def test_well_formed_reply_gives_ratings_and_records_the_prompt_version(db, serv
 
 
 def test_measures_are_the_rubric_scales_and_key_names_model_and_version(db, server):
-    scorer = make(server, categories=["toxicity", "insult"])
+    scorer = make(server, categories=["toxicity", "insult", "toxicity"])
     assert scorer.categories() == ["toxicity", "insult"]
     assert scorer.measures()["toxicity"] == {"kind": "rating", "low": 1.0, "high": 5.0, "metric": "", "label": ""}
     assert (scorer.measure("insult").low, scorer.measure("insult").high) == (1.0, 3.0)
