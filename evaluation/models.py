@@ -243,3 +243,7 @@ class DetoxArtifact(models.Model):
                 name="unique_detox_artifact",
             )
         ]
+
+
+# Judge prompts live in their own module (versioned data for the llm_judge scorer).
+from evaluation.judge_models import JudgePrompt  # noqa: E402,F401

@@ -137,7 +137,8 @@ def _check_scorers(problem, scorers) -> tuple[list[dict], dict]:
         if any(spec["key"] == key for spec in specs):
             problem("scorers", f"scorer {key!r} is listed twice (give one of them its own 'key')")
             continue
-        specs.append({"name": name, "params": params, "key": key})
+        # Pinned: a "newest" choice (a judge prompt's version) is fixed for every worker.
+        specs.append({"name": name, "params": scorer.pinned_params(), "key": key})
         measures[key] = scorer.measures()
     return specs, measures
 
