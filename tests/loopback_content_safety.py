@@ -20,9 +20,10 @@ max_in_flight.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback_server import LoopbackServer
 from urllib.parse import parse_qs, urlsplit
 
 CATEGORIES = ("Hate", "SelfHarm", "Sexual", "Violence")
@@ -33,7 +34,7 @@ def marker_severity(text: str, category: str) -> int:
     return min(7, text.lower().count(MARKERS[category]))
 
 
-class LoopbackContentSafety:
+class LoopbackContentSafety(LoopbackServer):
     def __init__(self, key: str = "loopback-key", severity=marker_severity):
         self.key = key
         self.severity = severity
@@ -42,31 +43,12 @@ class LoopbackContentSafety:
         self.requests: list[dict] = []
         self.queries: list[dict] = []
         self.times: list[float] = []
-        self.max_in_flight = 0
-        self._in_flight = 0
         self._failures: list[tuple[int, str | None]] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        super().__init__()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> LoopbackContentSafety:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> LoopbackContentSafety:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}"
 
     def fail_next(self, count: int, status: int = 500, retry_after: str | None = None):
         with self._lock:
@@ -96,14 +78,8 @@ class LoopbackContentSafety:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with server._lock:
-                    server._in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
-                try:
+                with server.in_flight():
                     self._answer(raw)
-                finally:
-                    with server._lock:
-                        server._in_flight -= 1
 
             def _answer(self, raw: bytes):
                 parts = urlsplit(self.path)
