@@ -106,3 +106,19 @@ def test_tasks_and_the_services_they_call_do_not_share_names(module):
 
     task_names = {name for name, value in vars(tasks).items() if hasattr(value, "apply_async")}
     assert task_names and not task_names & set(vars(services))
+
+
+def test_every_transactional_test_restores_the_database_it_flushes():
+    """A transactional test flushes the test database when it ends; one without
+    serialized_rollback leaves the next serialized test re-inserting rows that post_migrate
+    has already made again (duplicate content types), so every one must ask for it."""
+    offenders = []
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and any(arg.arg == "transactional_db" for arg in node.args.args):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} asks for transactional_db")
+            if isinstance(node, ast.Call) and any(
+                kw.arg == "transaction" and getattr(kw.value, "value", False) is True for kw in node.keywords
+            ) and not any(kw.arg == "serialized_rollback" for kw in node.keywords):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} transaction=True without serialized_rollback")
+    assert not offenders, "\n".join(offenders)

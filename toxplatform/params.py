@@ -105,8 +105,8 @@ class Param:
         parts = [self.help.rstrip(".")] if self.help else []
         if bounds := self.bounds_text():
             parts.append(bounds[0].upper() + bounds[1:])
-        if not self.required and self.default is not None and self.kind not in (list, dict):
-            parts.append(f"default {self.default}")
+        if not self.required and self.default not in (None, "") and self.kind not in (list, dict):
+            parts.append(f"Default {self.default}")
         return ". ".join(parts) + ("." if parts else "")
 
     # --- checking -------------------------------------------------------------------------

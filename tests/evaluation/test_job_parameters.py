@@ -77,7 +77,7 @@ def test_form_fields_show_the_declared_default_bounds_and_help(dataset, research
     k = JOB_PARAMETERS["k"]
     assert form.fields["k"].initial == k.default == 25
     assert form.fields["k"].widget.attrs["max"] == k.maximum == 1000
-    assert "1 to 1000" in form.fields["k"].help_text and "default 25" in form.fields["k"].help_text
+    assert "1 to 1000" in form.fields["k"].help_text and "Default 25" in form.fields["k"].help_text
 
 
 def test_a_job_too_big_for_the_machine_is_refused_with_its_numbers(dataset, tiny_model_dir):
