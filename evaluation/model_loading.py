@@ -27,6 +27,7 @@ from pathlib import Path
 from django.conf import settings
 
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -196,39 +197,70 @@ def _file_lock(path: Path):
 
 
 # --- local files --------------------------------------------------------------------------
+def model_roots() -> list[Path]:
+    """The folders models may be loaded from: the model cache and TOXPLATFORM_MODEL_ROOTS."""
+    return [Path(settings.MODEL_CACHE_DIR), *(Path(root) for root in settings.MODEL_ROOTS)]
+
+
+def safe_model_path(raw, what: str = "model path") -> Path:
+    """A user-given model path, resolved (symlinks followed) and inside model_roots().
+
+    Every path a user names (job form, API, CLI, scorer `path`) and every location a worker
+    loads goes through here, so no other file on the server can become a model, and an
+    error says nothing about what lies outside the roots.
+    """
+    return resolve_inside(raw, model_roots(), what=what)
+
+
 def local_model_files(location: str, gguf_file: str = "") -> tuple[Path, str]:
     """(directory, GGUF file name or "") for an hf ModelSpec location, checked."""
     if not location:
         raise ApplicationError("the model has no location (a directory, a GGUF file or package:<name>)")
     if location.startswith(PACKAGE_PREFIX):
         return packaged_model_dir(location[len(PACKAGE_PREFIX) :]), ""
-    path = Path(location).expanduser()
-    if path.is_file() and not gguf_file:
-        path, gguf_file = path.parent, path.name
+    path = safe_model_path(location)
+    if gguf_file:
+        gguf_path = safe_model_path(path / gguf_file, what="GGUF file")  # a name cannot lead out
+        path, gguf_file = gguf_path.parent, gguf_path.name
+    else:
+        with readable(path):
+            if path.is_file():
+                path, gguf_file = path.parent, path.name
     check_model_path(path, gguf_file)
-    return path.resolve(), gguf_file
+    return path, gguf_file
+
+
+@contextlib.contextmanager
+def readable(path: Path):
+    """File-system errors inside the roots as ApplicationErrors (an unreadable folder is the
+    operator's to fix, not a server error)."""
+    try:
+        yield
+    except PermissionError:
+        raise ApplicationError(f"model path {path} cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise ApplicationError(f"model path {path} cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
 def check_model_path(directory: Path, gguf_file: str = "") -> None:
-    if not directory.exists():
-        raise ApplicationError(f"model path {directory} does not exist")
-    if not directory.is_dir():
-        raise ApplicationError(f"model path {directory} is not a directory, a GGUF file or a packaged model name")
-    if gguf_file:
-        gguf_path = directory / gguf_file
-        if not gguf_path.is_file():
-            raise ApplicationError(f"GGUF file {gguf_path} does not exist")
-        with open(gguf_path, "rb") as handle:
-            if handle.read(4) != b"GGUF":
-                raise ApplicationError(f"{gguf_path} is not a GGUF file (it does not start with the GGUF magic)")
-        return
-    if not (directory / "config.json").is_file():
-        raise ApplicationError(
-            f"model directory {directory} has no config.json (not a transformers model directory)",
-            {"found": ", ".join(sorted(p.name for p in directory.iterdir())[:10]) or "nothing"},
-        )
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in directory.iterdir()):
-        raise ApplicationError(f"model directory {directory} has no weight files (*.safetensors, *.bin)")
+    with readable(directory):
+        if not directory.exists():
+            raise ApplicationError(f"model path {directory} does not exist")
+        if not directory.is_dir():
+            raise ApplicationError(f"model path {directory} is not a directory, a GGUF file or a packaged model name")
+        if gguf_file:
+            gguf_path = directory / gguf_file
+            if not gguf_path.is_file():
+                raise ApplicationError(f"GGUF file {gguf_path} does not exist")
+            with open(gguf_path, "rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    raise ApplicationError(f"{gguf_path} is not a GGUF file (it does not start with the GGUF magic)")
+            return
+        if not (directory / "config.json").is_file():
+            # The folder's contents are not listed: an error message is no directory browser.
+            raise ApplicationError(f"model directory {directory} has no config.json (not a transformers model directory)")
+        if not any(p.suffix in WEIGHT_SUFFIXES for p in directory.iterdir()):
+            raise ApplicationError(f"model directory {directory} has no weight files (*.safetensors, *.bin)")
 
 
 def has_chat_template(directory: Path, gguf_file: str = "") -> bool:
@@ -338,13 +370,23 @@ def resolve_model(name_or_path: str):
             },
         )
         return spec
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ApplicationError(
-            f"unknown model {value!r}: not a model spec name, not an existing path, and not a packaged model",
-            {"packaged models": ", ".join(PACKAGED_MODELS)},
-        )
-    directory, gguf_file = local_model_files(str(path.resolve()))
+    unknown = ApplicationError(
+        f"unknown model {value!r}: not a model spec name, not a model folder, and not a packaged model",
+        {"packaged models": ", ".join(PACKAGED_MODELS)},
+    )
+    looks_like_a_path = "/" in value or value.startswith(("~", "."))
+    try:
+        path = safe_model_path(value)
+    except ApplicationError:
+        if looks_like_a_path:
+            raise  # say it is outside the model folders, and nothing else about it
+        raise unknown from None
+    with readable(path):
+        if not path.exists():
+            if looks_like_a_path:
+                raise ApplicationError(f"model path {path} does not exist (not an existing path)")
+            raise unknown
+    directory, gguf_file = local_model_files(str(path))
     spec = ModelSpec.objects.filter(backend=ModelSpec.Backend.HF, location=str(directory), gguf_file=gguf_file).first()
     if spec is not None:
         return spec

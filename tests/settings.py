@@ -12,6 +12,8 @@ os.environ.setdefault("TOXPLATFORM_VAR_DIR", tempfile.mkdtemp(prefix="toxplatfor
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-never-used-in-production-0123456789")
 # The test client and the browser tests' live server speak plain HTTP.
 os.environ.setdefault("TOXPLATFORM_HTTPS", "false")
+# Tests build tiny models under pytest's temporary folders.
+os.environ.setdefault("TOXPLATFORM_MODEL_ROOTS", tempfile.gettempdir())
 
 from toxplatform.settings import *  # noqa: E402,F401,F403
 from toxplatform.settings import DATABASES  # noqa: E402

@@ -249,6 +249,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- Evaluation -----------------------------------------------------------------------
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))
+# Folders (comma separated) users may name models and scorer models in, besides the cache:
+# any other path is refused (evaluation.model_loading.safe_model_path).
+MODEL_ROOTS = [Path(root) for root in env_list("TOXPLATFORM_MODEL_ROOTS", "")]
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 
 LOGGING = {

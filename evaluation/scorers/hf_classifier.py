@@ -19,8 +19,6 @@ labels: the highest). raw = every label's probability.
 """
 from __future__ import annotations
 
-import json
-
 from evaluation.scorers import _local_model as local
 from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
 from toxplatform.errors import ApplicationError
@@ -38,7 +36,7 @@ class HFClassifierScorer(Scorer):
     def __init__(self, **params):
         super().__init__(**params)
         self.path = local.model_dir(params, self.name)
-        config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        config = local.read_config(self.path)
         id2label = config.get("id2label", {})
         model_labels = [id2label[i] for i in sorted(id2label, key=int)]
         self.label_to_category = self._checked_labels(params.get("labels"), model_labels)

@@ -154,9 +154,10 @@ def test_researcher_creates_a_job_with_the_form(researcher_client, dataset, tiny
 
 
 def test_a_registered_model_can_be_chosen(researcher_client, dataset, tiny_model_dir):
-    gone = ModelSpec.objects.create(name="gone", location="/models/gone", fingerprint="a" * 64)
+    gone_path = tiny_model_dir.parent / "gone"
+    gone = ModelSpec.objects.create(name="gone", location=str(gone_path), fingerprint="a" * 64)
     response = researcher_client.post(reverse("evaluation:job-create"), form_data(model=gone.pk, languages=["de"]))
-    assert response.context["form"].errors["model"] == ["gone: model path /models/gone does not exist"]
+    assert response.context["form"].errors["model"] == [f"gone: model path {gone_path.resolve()} does not exist"]
     assert EvaluationJob.objects.count() == 0
 
     spec = ModelSpec.objects.create(name="registered", location=str(tiny_model_dir))
