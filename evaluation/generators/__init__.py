@@ -35,14 +35,23 @@ def load_generator(spec) -> Generator:
 
 
 def fingerprint_for(spec) -> str:
-    """The model's fingerprint without loading it (hashes are cached by path, size, mtime)."""
+    """The model's fingerprint as a web request can afford it: without loading, hashing or
+    converting weights (a quick or empty one that the first worker replaces; see
+    model_loading's fingerprints)."""
     config = ModelConfig.from_spec(spec)
     if config.backend == "openai":
-        from evaluation.generators.openai import base_url
+        from evaluation.generators.openai import check_endpoint
 
-        return model_loading.fingerprint_endpoint(base_url(config.location), config.remote_model)
+        return model_loading.fingerprint_endpoint(check_endpoint(config), config.remote_model)
+    if config.location.startswith(model_loading.PACKAGE_PREFIX):
+        name = config.location[len(model_loading.PACKAGE_PREFIX) :]
+        if name not in model_loading.PACKAGED_MODELS:
+            model_loading.packaged_model_dir(name)  # raises: unknown packaged model
+        model_loading._package_dir(model_loading.PACKAGED_MODELS[name])  # raises: not installed
+        return model_loading.packaged_fingerprint(name)
     directory, gguf_file = model_loading.local_model_files(config.location, config.gguf_file)
-    return model_loading.fingerprint_model(directory, gguf_file)
+    with model_loading.readable(directory):
+        return model_loading.request_fingerprint(directory, gguf_file)
 
 
 def backend_names() -> list[str]:

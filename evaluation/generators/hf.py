@@ -182,6 +182,9 @@ class HFGenerator(Generator):
             self._fingerprint = model_loading.fingerprint_model(self.directory, self.gguf_file)
         return self._fingerprint
 
+    def quick_fingerprint(self) -> str:
+        return model_loading.quick_fingerprint(self.directory, self.gguf_file)
+
     def close(self) -> None:
         self.model = None
         if torch.cuda.is_available():
