@@ -12,6 +12,9 @@ os.environ.setdefault("TOXPLATFORM_VAR_DIR", tempfile.mkdtemp(prefix="toxplatfor
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-never-used-in-production-0123456789")
 # The test client and the browser tests' live server speak plain HTTP.
 os.environ.setdefault("TOXPLATFORM_HTTPS", "false")
+# Tests talk to OpenAI-compatible servers on loopback (tests/loopback_openai.py): allowed
+# here explicitly, as an operator would allow an in-house server's network.
+os.environ.setdefault("TOXPLATFORM_ENDPOINT_NETWORKS", "127.0.0.0/8,::1/128")
 # Tests build tiny models under pytest's temporary folders.
 os.environ.setdefault("TOXPLATFORM_MODEL_ROOTS", tempfile.gettempdir())
 

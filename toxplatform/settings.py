@@ -253,6 +253,13 @@ MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "mode
 # any other path is refused (evaluation.model_loading.safe_model_path).
 MODEL_ROOTS = [Path(root) for root in env_list("TOXPLATFORM_MODEL_ROOTS", "")]
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+# OpenAI-compatible endpoints (evaluation/generators/openai.py): the environment variables a
+# model spec may take its key from (api_key_env), the hosts keys from the environment may be
+# sent to, and the networks (CIDR) of loopback / private / link-local addresses endpoints may
+# use; every other non-public address is refused (no cloud metadata, no internal services).
+OPENAI_API_KEY_ENVS = env_list("TOXPLATFORM_API_KEY_ENVS", "OPENAI_API_KEY")
+OPENAI_KEY_HOSTS = [host.lower() for host in env_list("TOXPLATFORM_API_KEY_HOSTS", "api.openai.com")]
+ENDPOINT_ALLOWED_NETWORKS = env_list("TOXPLATFORM_ENDPOINT_NETWORKS", "")
 
 LOGGING = {
     "version": 1,

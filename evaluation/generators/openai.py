@@ -4,7 +4,13 @@ ModelSpec: location = base URL ("http://host:8000/v1"; a bare "http://host:8000"
 "/v1"), remote_model = the served model name, use_chat_template = use
 /v1/chat/completions instead of /v1/completions. Options in spec.params (defaults below):
 max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, api_key_env (name of an
-environment variable holding the key; else settings.OPENAI_API_KEY), api_key.
+environment variable holding the key, one of TOXPLATFORM_API_KEY_ENVS; else
+settings.OPENAI_API_KEY), api_key (a key written into the spec by its author).
+
+Safety: keys from the environment go only to hosts in TOXPLATFORM_API_KEY_HOSTS; endpoints
+that resolve to loopback, private or link-local addresses are refused unless their network
+is in TOXPLATFORM_ENDPOINT_NETWORKS; redirects are not followed; what a server answers is
+logged for the operator, never copied into a job's error text.
 
 One request per prompt asks for all k samples (n=k) with a seed derived from (job seed,
 prompt), so servers that honour `seed` (vLLM, llama.cpp) repeat their text on a re-run;
@@ -18,8 +24,11 @@ words are counted. Both are approximations, documented as such.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import logging
 import os
 import random
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +53,8 @@ from evaluation.generators.base import (
 )
 from toxplatform.errors import ApplicationError
 
+logger = logging.getLogger(__name__)
+
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULTS = {
     "max_concurrency": 8,
@@ -57,9 +68,78 @@ DEFAULTS = {
 def base_url(location: str) -> str:
     url = (location or "").strip().rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
         raise ApplicationError(f"endpoint URL {location!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ApplicationError("endpoint URLs may not carry a user name or password (use api_key_env)")
     return url if parts.path else url + "/v1"
+
+
+def check_endpoint_address(url: str) -> None:
+    """Refuse endpoints that resolve to loopback, private, link-local (cloud metadata) or
+    other non-public addresses, unless an operator lists their network in
+    TOXPLATFORM_ENDPOINT_NETWORKS (an in-house vLLM server: "10.0.0.5/32").
+
+    Checked before every request, so a name that later resolves elsewhere is caught too.
+    """
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except (OSError, ValueError, UnicodeError) as exc:
+        raise _Retryable(f"cannot resolve {parts.hostname}: {type(exc).__name__}") from None
+    allowed = [ipaddress.ip_network(network, strict=False) for network in settings.ENDPOINT_ALLOWED_NETWORKS]
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if address.version == 6 and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if address.is_global or any(address in network for network in allowed):
+            continue
+        raise ApplicationError(
+            f"endpoint {parts.hostname} is a loopback, private or link-local address, which is not allowed",
+            {"fix": "an operator can allow its network in TOXPLATFORM_ENDPOINT_NETWORKS"},
+        )
+
+
+def check_endpoint(config: ModelConfig) -> str:
+    """The endpoint's base URL, with its address and key checked (job creation runs this)."""
+    url = base_url(config.location)
+    try:
+        check_endpoint_address(url)
+    except _Retryable as exc:
+        raise ApplicationError(str(exc)) from None
+    api_key_for(config, url)
+    return url
+
+
+def api_key_for(config: ModelConfig, url: str) -> str:
+    """The key to send: from an allow-listed environment variable, and only to a host allowed
+    to receive it (a server's secrets are not for any URL a researcher types). A key written
+    into the spec itself (params.api_key) is its author's own and goes to its endpoint."""
+    key_env = config.params.get("api_key_env")
+    if key_env and key_env not in settings.OPENAI_API_KEY_ENVS:
+        raise ApplicationError(
+            f"api_key_env {key_env!r} is not one of the environment variables keys may come from",
+            {"allowed": ", ".join(settings.OPENAI_API_KEY_ENVS) or "none", "setting": "TOXPLATFORM_API_KEY_ENVS"},
+        )
+    inline = config.params.get("api_key")
+    if inline and not key_env:
+        if not isinstance(inline, str):
+            raise ApplicationError("api_key must be text")
+        return inline
+    key = os.environ.get(key_env, "") if key_env else settings.OPENAI_API_KEY
+    if not key:
+        return ""
+    host = (urlsplit(url).hostname or "").lower()
+    if host not in settings.OPENAI_KEY_HOSTS:
+        if key_env:
+            raise ApplicationError(
+                f"the key in {key_env} may not be sent to {host}",
+                {"hosts allowed to receive keys": ", ".join(settings.OPENAI_KEY_HOSTS) or "none",
+                 "setting": "TOXPLATFORM_API_KEY_HOSTS"},
+            )
+        return ""  # the platform's default key stays home; servers that need none still work
+    return key
 
 
 class _Retryable(Exception):
@@ -86,8 +166,7 @@ class OpenAIGenerator(Generator):
             self.max_backoff_s = float(options["max_backoff_s"])
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
-        key_env = config.params.get("api_key_env")
-        self.api_key = (os.environ.get(key_env, "") if key_env else "") or config.params.get("api_key") or settings.OPENAI_API_KEY
+        self.api_key = api_key_for(config, self.base_url)
         self._local = threading.local()
 
     def fingerprint(self) -> str:
@@ -176,27 +255,45 @@ class OpenAIGenerator(Generator):
         )
 
     def _post_once(self, url: str, body: dict) -> dict:
+        check_endpoint_address(url)
         try:
-            response = self._session().post(url, json=body, timeout=self.timeout_s)
+            # No redirects: a redirect could lead to an address the check above refuses.
+            response = self._session().post(url, json=body, timeout=self.timeout_s, allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        # What the server said goes to the worker log only: job errors are read by every
+        # researcher, and a reply body is not ours to show them.
+        if response.status_code >= 300:
+            logger.warning("%s answered HTTP %s: %r", url, response.status_code, error_message(response))
         if response.status_code in RETRYABLE_STATUS:
-            raise _Retryable(
-                f"HTTP {response.status_code}: {error_message(response)}", retry_after_s(response.headers.get("Retry-After"))
-            )
-        if response.status_code >= 400:
+            raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".strip(),
+                             retry_after_s(response.headers.get("Retry-After")))
+        if response.status_code >= 300:
             raise ApplicationError(
-                f"{url} refused the request: HTTP {response.status_code}: {error_message(response)}",
+                f"{url} refused the request: HTTP {response.status_code} {response.reason or ''}".strip()
+                + f" ({STATUS_HINTS.get(response.status_code, 'the server explains why in the worker log')})",
                 {"model": self.config.remote_model},
             )
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
-            raise ApplicationError(f"{url} answered with something that is not JSON", {"start": response.text[:200]}) from None
+            data = None
+        if not isinstance(data, dict):
+            raise ApplicationError(f"{url} answered with something that is not a JSON object",
+                                   {"model": self.config.remote_model})
+        return data
+
+
+STATUS_HINTS = {
+    301: "a redirect: give the final URL", 302: "a redirect: give the final URL",
+    307: "a redirect: give the final URL", 308: "a redirect: give the final URL",
+    400: "the server refused the parameters", 401: "the API key is missing or wrong",
+    403: "the API key may not use this model", 404: "no such path or model: check the URL and remote_model",
+}
 
 
 def error_message(response: requests.Response) -> str:
-    """The server's own error text: OpenAI-style {"error": {"message": ...}}, or the body."""
+    """The server's own error text, for the worker log: OpenAI-style {"error": {"message": ...}}, or the body."""
     try:
         data = response.json()
     except ValueError:
