@@ -246,6 +246,10 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stale-evaluation-chunks": {"task": "evaluation.resume_stale_jobs", "schedule": 300.0},
 }
 
+# Leaderboards name models and methods: researchers only, unless an operator makes them public
+# (then everyone, signed in or not, annotators included).
+LEADERBOARDS_PUBLIC = env_bool("TOXPLATFORM_PUBLIC_LEADERBOARDS", False)
+
 # --- Evaluation -----------------------------------------------------------------------
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))

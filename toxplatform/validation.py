@@ -3,8 +3,8 @@
 Each raises ApplicationError with a message that names the field and never echoes what it
 must not (a path outside the allowed folders). One place per rule:
 
-- `strict_int`: a whole number written with ASCII digits ("²" and "١" pass str.isdigit()
-  and then fail int() or mean something else).
+- `strict_int` / `parse_id`: a whole number written with ASCII digits ("²" and "١" pass
+  str.isdigit() and then fail int() or mean something else).
 - `check_text` / `check_name`: free text with a length cap; names without control or
   format characters (U+202E turns a name around on screen, ESC and BEL reach terminals).
 - `resolve_inside`: a user-given path, resolved (~, .., symlinks) and kept inside allowed roots.
@@ -42,6 +42,14 @@ def strict_int(value, field: str, *, minimum: int | None = None, maximum: int | 
             f"at least {minimum}" if minimum is not None else f"at most {maximum}")
         raise ApplicationError(f"{field} must be {bounds}", {field: number})
     return number
+
+
+ID_MAX = 2**63 - 1  # bigint primary keys: a larger number is no row, not a database error
+
+
+def parse_id(value, field: str = "id") -> int:
+    """A primary key from a URL or query parameter."""
+    return strict_int(value, field, minimum=1, maximum=ID_MAX)
 
 
 def _bad_characters(text: str, allowed: str) -> list[str]:

@@ -39,3 +39,11 @@ def sort_value(value) -> str:
 def pretty_json(value) -> str:
     """Parameters as indented JSON text (autoescaped by the template like any text)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@register.filter
+def cancellable_by(job, user) -> bool:
+    """Whether the page offers `user` a cancel button for `job` (the views check it again)."""
+    from toxplatform.accounts.permissions import is_owner_or_admin
+
+    return not job.is_terminal and is_owner_or_admin(user, job.created_by_id)
