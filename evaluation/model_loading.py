@@ -28,7 +28,7 @@ from pathlib import Path
 from django.conf import settings
 
 from toxplatform.errors import ApplicationError
-from toxplatform.validation import resolve_inside
+from toxplatform.validation import check_name, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -468,6 +468,7 @@ def resolve_model(name_or_path: str):
     if spec is not None:
         return spec
     base_name = Path(gguf_file).stem if gguf_file else directory.name
+    check_name(base_name, "the model folder's name", max_length=ModelSpec._meta.get_field("name").max_length - 9)
     name = base_name
     if ModelSpec.objects.filter(name=name).exists():
         name = f"{base_name}-{hashlib.sha256(str(directory / gguf_file).encode()).hexdigest()[:8]}"

@@ -11,6 +11,10 @@ from dataclasses import replace
 
 from evaluation.detox.base import DetoxMethod, registry
 from evaluation.generators.base import PromptInput
+from toxplatform.errors import ApplicationError
+from toxplatform.validation import check_text
+
+INSTRUCTION_MAX_LENGTH = 2000
 
 # One instruction, written for each of the 28 RTP-LX languages.
 INSTRUCTIONS = {
@@ -78,6 +82,14 @@ class SystemPrompt(DetoxMethod):
         # One instruction for every language instead of the built-in translations.
         "instruction": "",
     }
+
+    def check(self, params: dict) -> list[str]:
+        # Sent with every prompt and shown with every job: a few paragraphs at most.
+        try:
+            check_text(params["instruction"], "instruction", max_length=INSTRUCTION_MAX_LENGTH)
+        except ApplicationError as error:
+            return [str(error)]
+        return []
 
     def instruction_for(self, language: str) -> str:
         if self.params["instruction"]:

@@ -14,6 +14,7 @@ from evaluation.models import EvaluationJob, ModelSpec
 from evaluation.services.planning import enqueue_job, plan_job
 from toxplatform.corpus.models import Dataset, HarmCategory, Language
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import check_name
 
 THRESHOLD_RULES = (">=", ">")
 INT32_MAX = 2**31 - 1  # integer columns
@@ -147,8 +148,10 @@ def _check_selection_params(problem, *, prompt_split, prompts_per_language, toxi
         problem("toxic_threshold", f"must be in [0, 1] (got {toxic_threshold!r})")
     if threshold_rule not in THRESHOLD_RULES:
         problem("threshold_rule", f"must be one of {', '.join(THRESHOLD_RULES)} (got {threshold_rule!r})")
-    if not isinstance(name, str) or len(name) > EvaluationJob._meta.get_field("name").max_length:
-        problem("name", "is too long")
+    try:  # one line of printable text (toxplatform.validation)
+        check_name(name, "name", max_length=EvaluationJob._meta.get_field("name").max_length)
+    except ApplicationError as error:
+        problem("name", error.message)
 
 
 def _check_scorers(problem, scorers) -> list[dict]:
