@@ -143,3 +143,11 @@ def test_the_detox_instruction_is_capped_and_printable():
         method(instruction="ok\x1b[2J")
     with pytest.raises(ApplicationError, match="must be"):
         method(instruction=["not", "text"])
+
+
+@pytest.mark.parametrize("categories", [[[1]], [{"a": 1}], [None], "toxicity"])
+def test_lexicon_categories_of_the_wrong_type_are_a_clear_error(categories):
+    from evaluation.scorers import registry as scorers
+
+    with pytest.raises(ApplicationError, match="categories must be a non-empty subset"):
+        scorers.get("lexicon")(categories=categories)

@@ -143,7 +143,8 @@ class LexiconScorer(Scorer):
     def __init__(self, **params):
         super().__init__(**params)
         chosen = params.get("categories", list(CATEGORIES))
-        if not isinstance(chosen, (list, tuple)) or not chosen or not set(chosen) <= set(CATEGORIES):
+        if (not isinstance(chosen, (list, tuple)) or not chosen
+                or not all(isinstance(c, str) for c in chosen) or not set(chosen) <= set(CATEGORIES)):
             raise ApplicationError(
                 "Lexicon scorer: categories must be a non-empty subset of the categories a term list can "
                 "support", {"allowed": ", ".join(CATEGORIES), "given": chosen},
