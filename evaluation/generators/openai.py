@@ -3,7 +3,7 @@
 ModelSpec: location = base URL ("http://host:8000/v1"; a bare "http://host:8000" gets
 "/v1"), remote_model = the served model name, use_chat_template = use
 /v1/chat/completions instead of /v1/completions. Options in spec.params (defaults below):
-max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, api_key_env (name of an
+max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, max_n, api_key_env (name of an
 environment variable holding the key, one of TOXPLATFORM_API_KEY_ENVS; else
 settings.OPENAI_API_KEY), api_key (a key written into the spec by its author).
 
@@ -13,8 +13,12 @@ is in TOXPLATFORM_ENDPOINT_NETWORKS; redirects are not followed; what a server a
 logged for the operator, never copied into a job's error text.
 
 One request per prompt asks for all k samples (n=k) with a seed derived from (job seed,
-prompt), so servers that honour `seed` (vLLM, llama.cpp) repeat their text on a re-run;
-hosted APIs only try. A server that caps n gets follow-up requests for the rest.
+prompt, first sample index), so servers that honour `seed` (vLLM, llama.cpp) repeat their
+text on a re-run; hosted APIs only try. A server that returns fewer choices than asked
+(Ollama ignores n) gets follow-up requests for the rest; one that refuses n above a cap
+(llama.cpp: "Field 'n': Value must be between 1 <= value <= 4") has the cap learned from the
+refusal and kept for the model (or set in advance with the max_n option), and every prompt's
+k samples are split into requests of at most that many.
 
 token_count: servers report only the total completion tokens of a request. A choice that
 stopped for "length" has exactly max_tokens; the rest of the total is shared among the
@@ -28,6 +32,7 @@ import ipaddress
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -62,6 +67,7 @@ DEFAULTS = {
     "max_retries": 5,
     "backoff_s": 0.5,
     "max_backoff_s": 30.0,
+    "max_n": None,
 }
 
 
@@ -142,6 +148,24 @@ def api_key_for(config: ModelConfig, url: str) -> str:
     return key
 
 
+class _NTooLarge(Exception):
+    """The server refused n and said how many choices it accepts."""
+
+    def __init__(self, cap: int):
+        super().__init__(f"n above {cap}")
+        self.cap = cap
+
+
+# llama.cpp: "Field 'n': Value must be between 1 <= value <= 4, but got 5"; others: "n must be <= 4".
+N_CAP = re.compile(r"""(?:Field\s+['"]n['"].*?<=\s*value\s*<=\s*(\d+))|(?:\bn\b\s+must\s+be\s*(?:<=|at most)\s*(\d+))""",
+                   re.IGNORECASE)
+
+
+def n_cap(message: str) -> int | None:
+    found = N_CAP.search(message or "")
+    return int(found.group(1) or found.group(2)) if found else None
+
+
 class _Retryable(Exception):
     def __init__(self, reason: str, wait_s: float | None = None):
         super().__init__(reason)
@@ -164,10 +188,15 @@ class OpenAIGenerator(Generator):
             self.max_retries = max(0, int(options["max_retries"]))
             self.backoff_s = float(options["backoff_s"])
             self.max_backoff_s = float(options["max_backoff_s"])
+            # Choices per request the server accepts (llama.cpp: its slots); learned from a refusal.
+            self.max_n = int(options["max_n"]) if options["max_n"] is not None else None
+            if self.max_n is not None and self.max_n < 1:
+                raise ValueError("max_n must be at least 1")
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
         self.api_key = api_key_for(config, self.base_url)
         self._local = threading.local()
+        self._cap_lock = threading.Lock()
 
     def fingerprint(self) -> str:
         return model_loading.fingerprint_endpoint(self.base_url, self.config.remote_model)
@@ -189,18 +218,31 @@ class OpenAIGenerator(Generator):
         greedy = params.temperature == 0
         wanted = 1 if greedy else params.k
         samples: list[Sample] = []
-        request_index = 0
         while len(samples) < wanted:
-            # Each follow-up request gets its own seed, so a server that caps n does not
-            # send the same samples again.
-            seed = sample_seed(params.seed, prompt, request_index) % (2**31)
-            got = self._request(prompt, params, wanted - len(samples), seed)
+            # A request is seeded by the index of its first sample: follow-up requests (a server
+            # that caps n) do not repeat the first answers, and a re-run with the same cap asks
+            # the same questions, so a server that honours seeds repeats its text.
+            seed = sample_seed(params.seed, prompt, len(samples)) % (2**31)
+            n = min(wanted - len(samples), self.max_n or wanted)
+            try:
+                got = self._request(prompt, params, n, seed)
+            except _NTooLarge as refused:
+                if refused.cap >= n or refused.cap < 1:
+                    raise ApplicationError(f"{self.base_url} refused n={n}", {"model": self.config.remote_model}) from None
+                self._learn_max_n(refused.cap)
+                continue
             if not got:
                 raise ApplicationError(f"{self.base_url} returned no choices", {"model": self.config.remote_model})
             samples.extend(got)
-            request_index += 1
         samples = samples[:wanted]
         return samples * params.k if greedy else samples
+
+    def _learn_max_n(self, cap: int) -> None:
+        """Remember a server's cap on n (llama.cpp: its parallel slots) for this model."""
+        with self._cap_lock:
+            if self.max_n is None or cap < self.max_n:
+                logger.info("%s accepts at most n=%d; set the model's max_n option to skip the refusal", self.base_url, cap)
+                self.max_n = cap
 
     def _request(self, prompt: PromptInput, params: GenerationParams, n: int, seed: int) -> list[Sample]:
         body = {
@@ -265,6 +307,10 @@ class OpenAIGenerator(Generator):
         # researcher, and a reply body is not ours to show them.
         if response.status_code >= 300:
             logger.warning("%s answered HTTP %s: %r", url, response.status_code, error_message(response))
+        if response.status_code == 400:
+            cap = n_cap(error_message(response))
+            if cap is not None:
+                raise _NTooLarge(cap)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".strip(),
                              retry_after_s(response.headers.get("Retry-After")))

@@ -294,3 +294,53 @@ def test_redirects_are_not_followed(server):
         assert server.requests == []
     finally:
         redirect.shutdown()
+
+
+# --- servers that cap n (llama.cpp) or ignore it (Ollama) -------------------------------------
+
+
+def test_a_server_that_refuses_n_above_its_slots_gets_k_split_into_requests_it_accepts(server):
+    """llama.cpp with 4 slots and the RTP protocol's k = 25: every job used to fail."""
+    server.refuse_n_above = 4
+    generator = make(server)
+    results = generator.generate(PROMPTS[:2], GenerationParams(k=25, seed=7))
+    assert [len(samples) for samples in results] == [25, 25]
+    accepted = [body["n"] for body in server.requests if body["n"] <= 4]
+    refused = [body["n"] for body in server.requests if body["n"] > 4]
+    assert sorted(accepted) == sorted([4] * 6 + [1] + [4] * 6 + [1])  # 6 x 4 + 1 = 25, two prompts
+    assert len(refused) <= 2  # learned once for the model, not once per request
+    assert generator.max_n == 4
+    for samples in results:
+        assert len({s.text for s in samples}) == 25  # every request has its own seed
+
+    # A re-run (a fresh worker) asks the same requests with the same seeds: the same text.
+    first = [[s.text for s in samples] for samples in results]
+    accepted_before = [(b["n"], b["seed"]) for b in server.requests if b["n"] <= 4]
+    server.requests.clear()
+    again = make(server).generate(PROMPTS[:2], GenerationParams(k=25, seed=7))
+    assert [[s.text for s in samples] for samples in again] == first
+    assert sorted((b["n"], b["seed"]) for b in server.requests if b["n"] <= 4) == sorted(accepted_before)
+
+
+def test_the_cap_can_be_given_in_advance_and_then_nothing_is_refused(server):
+    server.refuse_n_above = 4
+    results = make(server, max_n=4).generate(PROMPTS[:1], GenerationParams(k=10))
+    assert len(results[0]) == 10
+    assert [body["n"] for body in server.requests] == [4, 4, 2]
+
+
+def test_a_server_that_ignores_n_gets_one_request_per_sample_each_with_its_own_seed(server):
+    """Ollama's OpenAI endpoint answers one choice whatever n is."""
+    server.max_n = 1
+    results = make(server).generate(PROMPTS[:1], GenerationParams(k=5, seed=3))
+    assert len(results[0]) == 5 and len({s.text for s in results[0]}) == 5
+    assert len(server.requests) == 5 and len({body["seed"] for body in server.requests}) == 5
+    first = [s.text for s in results[0]]
+    assert [s.text for s in make(server).generate(PROMPTS[:1], GenerationParams(k=5, seed=3))[0]] == first
+
+
+def test_a_refusal_that_names_no_smaller_cap_is_an_error_not_a_loop(server):
+    server.reject = (400, "Field 'n': Value must be between 1 <= value <= 8, but got 2")
+    with pytest.raises(ApplicationError, match="HTTP 400|refused n=1"):
+        make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert len(server.requests) == 1
