@@ -448,7 +448,7 @@ def resolve_model(name_or_path: str):
         )
         return spec
     unknown = ApplicationError(
-        f"unknown model {value!r}: not a model spec name, not a model folder, and not a packaged model",
+        f"unknown model {value!r}: not a model spec name, not an existing path, and not a packaged model",
         {"packaged models": ", ".join(PACKAGED_MODELS)},
     )
     looks_like_a_path = "/" in value or value.startswith(("~", "."))
@@ -460,8 +460,6 @@ def resolve_model(name_or_path: str):
         raise unknown from None
     with readable(path):
         if not path.exists():
-            if looks_like_a_path:
-                raise ApplicationError(f"model path {path} does not exist (not an existing path)")
             raise unknown
     directory, gguf_file = local_model_files(str(path))
     spec = ModelSpec.objects.filter(backend=ModelSpec.Backend.HF, location=str(directory), gguf_file=gguf_file).first()
