@@ -77,7 +77,7 @@ def test_clicking_a_header_sorts_the_language_table(page):
 
 def test_without_javascript_the_server_order_stays(chromium, live_server):
     make_results()
-    make_user("reader", Role.ANNOTATOR)
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers
     context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     log_in(page, "reader", "/evaluation/leaderboards/languages/en/")
@@ -88,7 +88,7 @@ def test_without_javascript_the_server_order_stays(chromium, live_server):
 
 def test_overview_heatmap_and_filters(page):
     make_results()
-    make_user("reader", Role.ANNOTATOR)
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers
     log_in(page, "reader", "/evaluation/leaderboards/")
     heatmap = page.locator("table.heatmap")
     assert heatmap.locator("tbody th").all_inner_texts() == ["Arabic ar", "English en", "German de", "Hindi hi"]
