@@ -151,6 +151,18 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
             raise PermissionDenied("Only the researcher who queued this job, or an admin, can cancel it.")
         return self._detail(services.cancel_job(job))
 
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Queue again what a lost broker message, a dead worker or a failure left undone (a
+        failed or cancelled job is re-opened); a job that is done is a 400. Owner or admin."""
+        job = self.get_object()
+        if not is_owner_or_admin(request.user, job.created_by_id):
+            raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
+        services.resume_job(job)
+        job.refresh_from_db()
+        return self._detail(job)
+
 
 LEADERBOARD_FILTERS = [
     OpenApiParameter(name, OpenApiTypes.STR, description=description)

@@ -289,6 +289,26 @@ def job_cancel(request, pk: int):
         messages.error(request, str(error))
     else:
         messages.success(request, f"Job {job.pk} was cancelled.")
+    return _back(request, job)
+
+
+@RESEARCHER
+@require_POST
+def job_resume(request, pk: int):
+    """Queue again what a lost broker message, a dead worker or a failure left undone."""
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    if not is_owner_or_admin(request.user, job.created_by_id):
+        raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
+    try:
+        sent = services.resume_job(job)
+    except ApplicationError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Job {job.pk} was resumed: {len(sent)} chunk(s) queued again.")
+    return _back(request, job)
+
+
+def _back(request, job):
     # The job list's cancel buttons come back to the list (only to a page of this site).
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):

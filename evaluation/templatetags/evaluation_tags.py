@@ -47,3 +47,11 @@ def cancellable_by(job, user) -> bool:
     from toxplatform.accounts.permissions import is_owner_or_admin
 
     return not job.is_terminal and is_owner_or_admin(user, job.created_by_id)
+
+
+@register.filter
+def resumable_by(job, user) -> bool:
+    """Whether the page offers `user` a resume button (anything but a finished job)."""
+    from toxplatform.accounts.permissions import is_owner_or_admin
+
+    return job.status != job.Status.DONE and is_owner_or_admin(user, job.created_by_id)

@@ -1,0 +1,31 @@
+"""manage.py resume_job ID...: queue again what a broker restart, a dead worker or a failure
+left undone (a failed or cancelled job is re-opened). For the operator: no ownership check."""
+from django.core.management.base import BaseCommand, CommandError
+
+from evaluation import services
+from evaluation.models import EvaluationJob
+from toxplatform.errors import ApplicationError
+from toxplatform.validation import parse_id
+
+
+class Command(BaseCommand):
+    help = "Resume evaluation jobs: re-send their unfinished chunks to the workers."
+
+    def add_arguments(self, parser):
+        parser.add_argument("job_ids", nargs="+", help="job ids")
+
+    def handle(self, *args, job_ids, **options):
+        try:
+            ids = [parse_id(value, "job id") for value in job_ids]
+        except ApplicationError as error:
+            raise CommandError(str(error)) from error
+        for job_id in ids:
+            job = EvaluationJob.objects.filter(pk=job_id).first()
+            if job is None:
+                raise CommandError(f"no job {job_id}")
+            try:
+                sent = services.resume_job(job)
+            except ApplicationError as error:
+                raise CommandError(str(error)) from error
+            job.refresh_from_db()
+            self.stdout.write(f"Job {job.pk}: {job.status}, {len(sent)} chunk(s) queued again")
