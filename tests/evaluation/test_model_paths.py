@@ -161,3 +161,19 @@ def test_the_cache_is_a_root_and_roots_come_from_the_environment(settings, tmp_p
     assert model_loading.model_roots() == [tmp_path / "cache", tmp_path / "a", tmp_path / "b"]
     (tmp_path / "cache" / "packaged").mkdir(parents=True)
     assert safe_model_path(str(tmp_path / "cache" / "packaged")) == (tmp_path / "cache" / "packaged").resolve()
+
+
+def test_the_job_form_shows_path_errors_on_the_form(roots, client):
+    from tests.evaluation.test_views import form_data
+
+    make_user("res", Role.RESEARCHER)
+    client.login(username="res", password="results-test-password")
+    make_dataset()
+    long_segment = str(roots["tmp"] / "models" / ("x" * 300))
+    for path, message in ((long_segment, "too long"), ("x" * 300, "unknown model"), ("~", OUTSIDE),
+                          ("/proc/self/environ", OUTSIDE)):
+        response = client.post(reverse("evaluation:job-create"), form_data(model_path=path))
+        assert response.status_code == 400, path
+        assert message in " ".join(response.context["form"].errors["model_path"]), path
+        assert_reveals_nothing(" ".join(response.context["form"].errors["model_path"]), roots)
+    assert EvaluationJob.objects.count() == 0
