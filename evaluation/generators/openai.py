@@ -7,10 +7,11 @@ max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, max_n, api_ke
 environment variable holding the key, one of TOXPLATFORM_API_KEY_ENVS; else
 settings.OPENAI_API_KEY), api_key (a key written into the spec by its author).
 
-Safety: keys from the environment go only to hosts in TOXPLATFORM_API_KEY_HOSTS; endpoints
-that resolve to loopback, private or link-local addresses are refused unless their network
-is in TOXPLATFORM_ENDPOINT_NETWORKS; redirects are not followed; what a server answers is
-logged for the operator, never copied into a job's error text.
+Safety (toxplatform/outbound.py): keys from the environment go only to hosts in
+TOXPLATFORM_API_KEY_HOSTS; endpoints that resolve to loopback, private or link-local
+addresses are refused unless their network is in TOXPLATFORM_ENDPOINT_NETWORKS; redirects are
+not followed; what a server answers is logged for the operator, never copied into a job's
+error text.
 
 One request per prompt asks for all k samples (n=k) with a seed derived from (job seed,
 prompt, first sample index), so servers that honour `seed` (vLLM, llama.cpp) repeat their
@@ -28,19 +29,15 @@ words are counted. Both are approximations, documented as such.
 from __future__ import annotations
 
 import email.utils
-import ipaddress
 import logging
-import os
 import random
 import re
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 
 from evaluation import model_loading
 from evaluation.generators.base import (
@@ -56,6 +53,7 @@ from evaluation.generators.base import (
     render_plain,
     sample_seed,
 )
+from toxplatform import outbound
 from toxplatform.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -81,71 +79,15 @@ def base_url(location: str) -> str:
     return url if parts.path else url + "/v1"
 
 
-def check_endpoint_address(url: str) -> None:
-    """Refuse endpoints that resolve to loopback, private, link-local (cloud metadata) or
-    other non-public addresses, unless an operator lists their network in
-    TOXPLATFORM_ENDPOINT_NETWORKS (an in-house vLLM server: "10.0.0.5/32").
-
-    Checked before every request, so a name that later resolves elsewhere is caught too.
-    """
-    parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except (OSError, ValueError, UnicodeError) as exc:
-        raise _Retryable(f"cannot resolve {parts.hostname}: {type(exc).__name__}") from None
-    allowed = [ipaddress.ip_network(network, strict=False) for network in settings.ENDPOINT_ALLOWED_NETWORKS]
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if address.version == 6 and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if address.is_global or any(address in network for network in allowed):
-            continue
-        raise ApplicationError(
-            f"endpoint {parts.hostname} is a loopback, private or link-local address, which is not allowed",
-            {"fix": "an operator can allow its network in TOXPLATFORM_ENDPOINT_NETWORKS"},
-        )
-
-
 def check_endpoint(config: ModelConfig) -> str:
     """The endpoint's base URL, with its address and key checked (job creation runs this)."""
     url = base_url(config.location)
     try:
-        check_endpoint_address(url)
-    except _Retryable as exc:
+        outbound.check_address(url)
+    except outbound.Unresolvable as exc:
         raise ApplicationError(str(exc)) from None
-    api_key_for(config, url)
+    outbound.api_key(config.params, url)
     return url
-
-
-def api_key_for(config: ModelConfig, url: str) -> str:
-    """The key to send: from an allow-listed environment variable, and only to a host allowed
-    to receive it (a server's secrets are not for any URL a researcher types). A key written
-    into the spec itself (params.api_key) is its author's own and goes to its endpoint."""
-    key_env = config.params.get("api_key_env")
-    if key_env and key_env not in settings.OPENAI_API_KEY_ENVS:
-        raise ApplicationError(
-            f"api_key_env {key_env!r} is not one of the environment variables keys may come from",
-            {"allowed": ", ".join(settings.OPENAI_API_KEY_ENVS) or "none", "setting": "TOXPLATFORM_API_KEY_ENVS"},
-        )
-    inline = config.params.get("api_key")
-    if inline and not key_env:
-        if not isinstance(inline, str):
-            raise ApplicationError("api_key must be text")
-        return inline
-    key = os.environ.get(key_env, "") if key_env else settings.OPENAI_API_KEY
-    if not key:
-        return ""
-    host = (urlsplit(url).hostname or "").lower()
-    if host not in settings.OPENAI_KEY_HOSTS:
-        if key_env:
-            raise ApplicationError(
-                f"the key in {key_env} may not be sent to {host}",
-                {"hosts allowed to receive keys": ", ".join(settings.OPENAI_KEY_HOSTS) or "none",
-                 "setting": "TOXPLATFORM_API_KEY_HOSTS"},
-            )
-        return ""  # the platform's default key stays home; servers that need none still work
-    return key
 
 
 class _NTooLarge(Exception):
@@ -194,7 +136,7 @@ class OpenAIGenerator(Generator):
                 raise ValueError("max_n must be at least 1")
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
-        self.api_key = api_key_for(config, self.base_url)
+        self.api_key = outbound.api_key(config.params, self.base_url)
         self._local = threading.local()
         self._cap_lock = threading.Lock()
 
@@ -297,7 +239,10 @@ class OpenAIGenerator(Generator):
         )
 
     def _post_once(self, url: str, body: dict) -> dict:
-        check_endpoint_address(url)
+        try:
+            outbound.check_address(url)
+        except outbound.Unresolvable as exc:
+            raise _Retryable(str(exc)) from None
         try:
             # No redirects: a redirect could lead to an address the check above refuses.
             response = self._session().post(url, json=body, timeout=self.timeout_s, allow_redirects=False)
@@ -316,9 +261,7 @@ class OpenAIGenerator(Generator):
                              retry_after_s(response.headers.get("Retry-After")))
         if response.status_code >= 300:
             raise ApplicationError(
-                f"{url} refused the request: HTTP {response.status_code} {response.reason or ''}".strip()
-                + f" ({STATUS_HINTS.get(response.status_code, 'the server explains why in the worker log')})",
-                {"model": self.config.remote_model},
+                f"{url} refused the request: {outbound.describe_status(response)}", {"model": self.config.remote_model}
             )
         try:
             data = response.json()
@@ -328,14 +271,6 @@ class OpenAIGenerator(Generator):
             raise ApplicationError(f"{url} answered with something that is not a JSON object",
                                    {"model": self.config.remote_model})
         return data
-
-
-STATUS_HINTS = {
-    301: "a redirect: give the final URL", 302: "a redirect: give the final URL",
-    307: "a redirect: give the final URL", 308: "a redirect: give the final URL",
-    400: "the server refused the parameters", 401: "the API key is missing or wrong",
-    403: "the API key may not use this model", 404: "no such path or model: check the URL and remote_model",
-}
 
 
 def error_message(response: requests.Response) -> str:
