@@ -207,6 +207,7 @@ def main() -> None:
     admin(admin_url, f"CREATE DATABASE {BENCH_DB}")
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toxplatform.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-a-server")  # it serves nothing
     import django
 
     django.setup()

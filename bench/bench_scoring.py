@@ -32,6 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "toxplatform.settings")
+# Scratch models are built in the temp folder: allow it as a model root. A bench serves
+# nothing, so any SECRET_KEY does (a PostgreSQL setup refuses to start without one).
+os.environ["TOXPLATFORM_MODEL_ROOTS"] = ",".join(filter(None, [os.environ.get("TOXPLATFORM_MODEL_ROOTS"), tempfile.gettempdir()]))
+os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-a-server")
 
 import django  # noqa: E402
 

@@ -1,13 +1,14 @@
 """Evaluation API: jobs (list, create, status with progress, metrics, samples, cancel, compare)
 and language leaderboards.
 
-Reading needs a signed-in user (any role); creating and cancelling need the Researcher role.
+Jobs need the Researcher role, and cancelling one its owner (or an admin); leaderboards need
+the Researcher role unless an operator makes them public.
 """
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from django.shortcuts import get_object_or_404
 from rest_framework import mixins, status, viewsets
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -22,10 +23,11 @@ from evaluation.serializers import (
     JobSampleSerializer,
     JobSerializer,
 )
-from toxplatform.accounts.permissions import RESEARCHER_API
+from toxplatform.accounts.permissions import RESEARCHER_API, CanReadLeaderboards, is_owner_or_admin
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import parse_id
 
 
 METRIC_FILTERS = [
@@ -129,18 +131,36 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         """Job A minus job B on their shared prompts, per language: paired bootstrap CIs and
         sign-flip permutation p-values (the job comparison page's numbers)."""
         params = request.query_params
-        ids = {side: params.get(side, "") for side in ("a", "b")}
-        bad = {side: f"give a job id (got {value!r})" for side, value in ids.items() if not value.isdigit()}
+        ids, bad = {}, {}
+        for side in ("a", "b"):
+            try:
+                ids[side] = parse_id(params.get(side, ""), side)
+            except ApplicationError:
+                bad[side] = f"give a job id (got {params.get(side, '')[:40]!r})"
         if bad:
             raise ApplicationError("These jobs cannot be compared", bad)
-        a, b = (get_object_or_404(self.get_queryset(), pk=int(ids[side])) for side in ("a", "b"))
+        a, b = (get_object_or_404(self.get_queryset(), pk=ids[side]) for side in ("a", "b"))
         return Response(ComparisonSerializer(comparison.compare_from_query(a, b, params)).data)
 
     @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Stop the job; a job that already finished is a 400. Needs the Researcher role."""
-        job = services.cancel_job(self.get_object())
+        job = self.get_object()
+        if not is_owner_or_admin(request.user, job.created_by_id):
+            raise PermissionDenied("Only the researcher who queued this job, or an admin, can cancel it.")
+        return self._detail(services.cancel_job(job))
+
+    @extend_schema(request=None, responses={200: JobDetailSerializer, 400: APPLICATION_ERROR_SCHEMA})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        """Queue again what a lost broker message, a dead worker or a failure left undone (a
+        failed or cancelled job is re-opened); a job that is done is a 400. Owner or admin."""
+        job = self.get_object()
+        if not is_owner_or_admin(request.user, job.created_by_id):
+            raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
+        services.resume_job(job)
+        job.refresh_from_db()
         return self._detail(job)
 
 
@@ -161,9 +181,10 @@ LEADERBOARD_FILTERS = [
 @extend_schema_view(retrieve=extend_schema(parameters=LEADERBOARD_FILTERS,
                                            responses={200: LanguageLeaderboardSerializer, 400: APPLICATION_ERROR_SCHEMA}))
 class LanguageLeaderboardViewSet(viewsets.ViewSet):
-    """One language's leaderboard, rows model x method, as on its page. Any signed-in user."""
+    """One language's leaderboard, rows model x method, as on its page. Researchers (everyone
+    when an operator makes leaderboards public)."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [CanReadLeaderboards]
     lookup_field = "code"
     lookup_value_regex = "[A-Za-z0-9-]+"
 

@@ -16,6 +16,7 @@ from evaluation.models import EvaluationJob, JobMetric, JobPrompt, Score
 from evaluation.scorers.measures import measure_of
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import strict_int
 
 METRICS = ("emt", "tp", "avg")
 
@@ -67,10 +68,13 @@ def compare_from_query(a: EvaluationJob, b: EvaluationJob, params) -> Comparison
     """compare_jobs with the options a query string gives (the page, the API): scorer,
     category, k, rule; empty values take compare_jobs' defaults."""
     k = params.get("k") or None
-    if k is not None and not k.isdigit():
-        raise ApplicationError("These jobs cannot be compared", {"k": f"must be a whole number (got {k!r})"})
+    if k is not None:
+        try:
+            k = strict_int(k, "k", minimum=1, maximum=2**31 - 1)
+        except ApplicationError as error:
+            raise ApplicationError("These jobs cannot be compared", {"k": error.message}) from None
     return compare_jobs(a, b, scorer=params.get("scorer", ""), category=params.get("category") or DEFAULT_CATEGORY,
-                        k=int(k) if k else None, rule=params.get("rule", ""))
+                        k=k, rule=params.get("rule", ""))
 
 
 def compare_jobs(

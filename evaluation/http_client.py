@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import requests
 
+from toxplatform import outbound
 from toxplatform.errors import ApplicationError
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -147,8 +148,16 @@ class RetryingClient:
 
     def _post_once(self, url: str, body: dict, params: dict | None) -> dict:
         self.limiter.wait()
+        # The address rules every outbound request obeys (no loopback, private or link-local
+        # target unless an operator allows its network), checked before each attempt.
         try:
-            response = self._session().post(url, json=body, params=params, timeout=self.timeout_s)
+            outbound.check_address(url)
+        except outbound.Unresolvable as exc:
+            raise Retryable(str(exc)) from None
+        try:
+            # No redirects: a redirect could lead to an address the check above refuses.
+            response = self._session().post(url, json=body, params=params, timeout=self.timeout_s,
+                                            allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Retryable(f"{type(exc).__name__}: {_without_query(str(exc))}") from exc
         if response.status_code in RETRYABLE_STATUS:
@@ -160,7 +169,7 @@ class RetryingClient:
                 f"{url} refused the key: HTTP {response.status_code}: {self.describe(response)}",
                 {"fix": self.auth_hint, **self.context},
             )
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             raise ApplicationError(
                 f"{url} refused the request: HTTP {response.status_code}: {self.describe(response)}", self.context
             )

@@ -18,7 +18,7 @@ from evaluation.judge_models import JudgePrompt
 from evaluation.scorers.judge_parser import REPLY_NAMES, SCALES, parse_reply
 from toxplatform.corpus.reference import LANGUAGES
 from toxplatform.errors import ApplicationError
-from toxplatform.params import control_characters
+from toxplatform.validation import name_characters
 
 DEFAULT_PROMPT = "rtp-lx-rubric"
 TEXT, LANGUAGE = "{text}", "{language}"
@@ -80,7 +80,7 @@ def _few_shot_problem(few_shot) -> str | None:
             return f"example {number} must be an object with exactly language, text and reply"
         if not all(isinstance(example[key], str) and example[key].strip() for key in ("language", "text", "reply")):
             return f"example {number}: language, text and reply must be non-empty text"
-        if control_characters(example["language"]) or len(example["language"]) > 20:
+        if name_characters(example["language"]) or len(example["language"]) > 20:
             return f"example {number}: language must be a short code such as en or pt-BR"
         if len(example["text"]) > MAX_EXAMPLE_TEXT or len(example["reply"]) > MAX_EXAMPLE_TEXT:
             return f"example {number}: text and reply must be at most {MAX_EXAMPLE_TEXT:,} characters each"

@@ -44,6 +44,7 @@ from evaluation.models import EvaluationJob, JobMetric
 from evaluation.scorers.measures import QUALITY
 from toxplatform.corpus.models import Dataset, HarmCategory, Language
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import strict_int
 
 
 @dataclass
@@ -218,8 +219,8 @@ def resolve_selection(
         raise ApplicationError("Unknown prompt subset.", {"subset": subset, "known": ", ".join(dict(SUBSETS))})
     if rule and rule not in dict(RULES):
         raise ApplicationError("Unknown threshold rule.", {"rule": rule, "known": ", ".join(dict(RULES))})
-    if k and not (k.isdigit() and int(k) >= 1):
-        raise ApplicationError("k must be a whole number of at least 1.", {"k": k})
+    if k:  # strict: "²" passes isdigit() and then fails int()
+        k = strict_int(k, "k", minimum=1, maximum=2**31 - 1)
     if fluency and fluency not in fluency_scorers:
         raise ApplicationError("No perplexity results from this scorer.", {"fluency": fluency})
     if not category and categories:
@@ -229,7 +230,7 @@ def resolve_selection(
         scorer=scorer or (scorers[0] if scorers else ""),
         category=category,
         subset=subset or "all",
-        k=int(k) if k else None,
+        k=k or None,
         rule=rule,
         fluency=fluency or (fluency_scorers[0] if fluency_scorers else ""),
     )

@@ -4,7 +4,8 @@
   GGUF file, or a packaged model name) -> a ModelSpec row (created on first use).
 - `local_model_files(location, gguf_file)`: the directory (and GGUF file) to load, checked
   before anything heavy runs; `package:<name>` locations are converted on first use.
-- `fingerprint_model(directory, gguf_file)`: sha256 of what determines the model's output.
+- `fingerprint_model(directory, gguf_file)`: sha256 of what determines the model's output;
+  `request_fingerprint` is what a web request may afford (see "fingerprints" below).
 
 A packaged GGUF is dequantized once into a bf16 safetensors directory under
 MODEL_CACHE_DIR, keyed by the GGUF's sha256: reloading that takes seconds, the GGUF
@@ -27,6 +28,7 @@ from pathlib import Path
 from django.conf import settings
 
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import check_name, resolve_inside
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,17 @@ def packaged_model_dir(name: str) -> Path:
         return directory
 
 
+def packaged_fingerprint(name: str) -> str:
+    """A packaged model's fingerprint if this machine has converted it, else "" (the worker
+    that converts it records it)."""
+    pointer = Path(settings.MODEL_CACHE_DIR) / "packaged" / f"{name}.json"
+    try:
+        directory = Path(json.loads(pointer.read_text())["directory"])
+        return json.loads((directory / SOURCE_MARKER).read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        return ""
+
+
 def convert_gguf(gguf_path: Path, directory: Path, source: dict) -> None:
     """Dequantize a GGUF into a safetensors directory (+ tokenizer), written atomically."""
     import torch
@@ -196,39 +209,70 @@ def _file_lock(path: Path):
 
 
 # --- local files --------------------------------------------------------------------------
+def model_roots() -> list[Path]:
+    """The folders models may be loaded from: the model cache and TOXPLATFORM_MODEL_ROOTS."""
+    return [Path(settings.MODEL_CACHE_DIR), *(Path(root) for root in settings.MODEL_ROOTS)]
+
+
+def safe_model_path(raw, what: str = "model path") -> Path:
+    """A user-given model path, resolved (symlinks followed) and inside model_roots().
+
+    Every path a user names (job form, API, CLI, scorer `path`) and every location a worker
+    loads goes through here, so no other file on the server can become a model, and an
+    error says nothing about what lies outside the roots.
+    """
+    return resolve_inside(raw, model_roots(), what=what)
+
+
 def local_model_files(location: str, gguf_file: str = "") -> tuple[Path, str]:
     """(directory, GGUF file name or "") for an hf ModelSpec location, checked."""
     if not location:
         raise ApplicationError("the model has no location (a directory, a GGUF file or package:<name>)")
     if location.startswith(PACKAGE_PREFIX):
         return packaged_model_dir(location[len(PACKAGE_PREFIX) :]), ""
-    path = Path(location).expanduser()
-    if path.is_file() and not gguf_file:
-        path, gguf_file = path.parent, path.name
+    path = safe_model_path(location)
+    if gguf_file:
+        gguf_path = safe_model_path(path / gguf_file, what="GGUF file")  # a name cannot lead out
+        path, gguf_file = gguf_path.parent, gguf_path.name
+    else:
+        with readable(path):
+            if path.is_file():
+                path, gguf_file = path.parent, path.name
     check_model_path(path, gguf_file)
-    return path.resolve(), gguf_file
+    return path, gguf_file
+
+
+@contextlib.contextmanager
+def readable(path: Path):
+    """File-system errors inside the roots as ApplicationErrors (an unreadable folder is the
+    operator's to fix, not a server error)."""
+    try:
+        yield
+    except PermissionError:
+        raise ApplicationError(f"model path {path} cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise ApplicationError(f"model path {path} cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
 def check_model_path(directory: Path, gguf_file: str = "") -> None:
-    if not directory.exists():
-        raise ApplicationError(f"model path {directory} does not exist")
-    if not directory.is_dir():
-        raise ApplicationError(f"model path {directory} is not a directory, a GGUF file or a packaged model name")
-    if gguf_file:
-        gguf_path = directory / gguf_file
-        if not gguf_path.is_file():
-            raise ApplicationError(f"GGUF file {gguf_path} does not exist")
-        with open(gguf_path, "rb") as handle:
-            if handle.read(4) != b"GGUF":
-                raise ApplicationError(f"{gguf_path} is not a GGUF file (it does not start with the GGUF magic)")
-        return
-    if not (directory / "config.json").is_file():
-        raise ApplicationError(
-            f"model directory {directory} has no config.json (not a transformers model directory)",
-            {"found": ", ".join(sorted(p.name for p in directory.iterdir())[:10]) or "nothing"},
-        )
-    if not any(p.suffix in WEIGHT_SUFFIXES for p in directory.iterdir()):
-        raise ApplicationError(f"model directory {directory} has no weight files (*.safetensors, *.bin)")
+    with readable(directory):
+        if not directory.exists():
+            raise ApplicationError(f"model path {directory} does not exist")
+        if not directory.is_dir():
+            raise ApplicationError(f"model path {directory} is not a directory, a GGUF file or a packaged model name")
+        if gguf_file:
+            gguf_path = directory / gguf_file
+            if not gguf_path.is_file():
+                raise ApplicationError(f"GGUF file {gguf_path} does not exist")
+            with open(gguf_path, "rb") as handle:
+                if handle.read(4) != b"GGUF":
+                    raise ApplicationError(f"{gguf_path} is not a GGUF file (it does not start with the GGUF magic)")
+            return
+        if not (directory / "config.json").is_file():
+            # The folder's contents are not listed: an error message is no directory browser.
+            raise ApplicationError(f"model directory {directory} has no config.json (not a transformers model directory)")
+        if not any(p.suffix in WEIGHT_SUFFIXES for p in directory.iterdir()):
+            raise ApplicationError(f"model directory {directory} has no weight files (*.safetensors, *.bin)")
 
 
 def has_chat_template(directory: Path, gguf_file: str = "") -> bool:
@@ -244,22 +288,76 @@ def has_chat_template(directory: Path, gguf_file: str = "") -> bool:
 
 
 # --- fingerprints -------------------------------------------------------------------------
-def fingerprint_model(directory: Path, gguf_file: str = "") -> str:
-    """sha256 over the files that determine the output (weights, config, tokenizer)."""
-    directory = Path(directory)
+# A web request never hashes weights (16 GB take longer than gunicorn's timeout). It records
+# the full fingerprint when this machine has hashed the files before (cached by path, size
+# and mtime), else a quick one: "quick:" + a hash of each file's name, size, first and last
+# MiB (machine independent, a few MiB read). The worker that first loads the model checks
+# the quick one, hashes the files and records the full fingerprint on the job; every later
+# load must match it (evaluation/worker_cache.py).
+QUICK_PREFIX = "quick:"
+QUICK_SAMPLE = 1 << 20
+
+
+def _fingerprint_files(directory: Path, gguf_file: str) -> list[Path]:
+    if gguf_file:
+        return [directory / gguf_file]  # a GGUF holds config and tokenizer too
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in OUTPUT_SHAPING_FILES)
+    )
+
+
+def _marker_fingerprint(directory: Path, gguf_file: str) -> str | None:
     marker = directory / SOURCE_MARKER
     if not gguf_file and marker.exists():
         return json.loads(marker.read_text())["fingerprint"]
-    if gguf_file:
-        files = [directory / gguf_file]  # a GGUF holds config and tokenizer too
-    else:
-        files = sorted(
-            p for p in directory.iterdir() if p.is_file() and (p.suffix in WEIGHT_SUFFIXES or p.name in OUTPUT_SHAPING_FILES)
-        )
+    return None
+
+
+def fingerprint_model(directory: Path, gguf_file: str = "") -> str:
+    """sha256 over the files that determine the output (weights, config, tokenizer)."""
+    directory = Path(directory)
+    marked = _marker_fingerprint(directory, gguf_file)
+    if marked:
+        return marked
     digest = hashlib.sha256()
-    for path in files:
+    for path in _fingerprint_files(directory, gguf_file):
         digest.update(f"{path.name}\0{file_sha256(path)}\n".encode())
     return digest.hexdigest()
+
+
+def quick_fingerprint(directory: Path, gguf_file: str = "") -> str:
+    """A cheap stand-in for the full fingerprint: reads at most 2 MiB a file."""
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for path in _fingerprint_files(directory, gguf_file):
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with open(path, "rb") as handle:
+            digest.update(handle.read(QUICK_SAMPLE))
+            if size > 2 * QUICK_SAMPLE:
+                handle.seek(-QUICK_SAMPLE, os.SEEK_END)
+            digest.update(handle.read(QUICK_SAMPLE))
+    return QUICK_PREFIX + digest.hexdigest()[: 64 - len(QUICK_PREFIX)]
+
+
+def request_fingerprint(directory: Path, gguf_file: str = "") -> str:
+    """What a web request records: the full fingerprint if no file needs hashing, else the quick one."""
+    directory = Path(directory)
+    marked = _marker_fingerprint(directory, gguf_file)
+    if marked:
+        return marked
+    files = _fingerprint_files(directory, gguf_file)
+    hashes = [_cached_sha256(path) for path in files]
+    if all(hashes):
+        digest = hashlib.sha256()
+        for path, sha in zip(files, hashes):
+            digest.update(f"{path.name}\0{sha}\n".encode())
+        return digest.hexdigest()
+    return quick_fingerprint(directory, gguf_file)
+
+
+def is_quick(fingerprint: str) -> bool:
+    return fingerprint.startswith(QUICK_PREFIX)
 
 
 def fingerprint_endpoint(base_url: str, model: str) -> str:
@@ -269,19 +367,29 @@ def fingerprint_endpoint(base_url: str, model: str) -> str:
 _sha_cache: dict[tuple[str, int, int], str] = {}
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached by (path, size, mtime) in memory and on disk: weights are big."""
+def _cached_sha256(path: Path) -> str | None:
+    """The file's sha256 if this machine has hashed it at its current (size, mtime)."""
     path = Path(path).resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key in _sha_cache:
         return _sha_cache[key]
-    store_path = Path(settings.MODEL_CACHE_DIR) / "sha256-cache.json"
-    store = _read_json(store_path)
-    entry = store.get(str(path))
+    entry = _read_json(Path(settings.MODEL_CACHE_DIR) / "sha256-cache.json").get(str(path))
     if entry and entry["size"] == stat.st_size and entry["mtime_ns"] == stat.st_mtime_ns:
         _sha_cache[key] = entry["sha256"]
         return entry["sha256"]
+    return None
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached by (path, size, mtime) in memory and on disk: weights are big."""
+    cached = _cached_sha256(path)
+    if cached:
+        return cached
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    store_path = Path(settings.MODEL_CACHE_DIR) / "sha256-cache.json"
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -331,28 +439,38 @@ def resolve_model(name_or_path: str):
     value = value.removeprefix(PACKAGE_PREFIX)
     if value in PACKAGED_MODELS:
         packaged = PACKAGED_MODELS[value]
-        directory = packaged_model_dir(value)
+        _package_dir(packaged)  # not installed -> the pip command
         spec, _ = ModelSpec.objects.get_or_create(
             name=value,
             defaults={
                 "backend": LOCAL_BACKEND,
                 "location": PACKAGE_PREFIX + value,
                 "use_chat_template": packaged.use_chat_template,
-                "fingerprint": fingerprint_model(directory),
+                # Converted by the first worker that loads it, never in a web request.
+                "fingerprint": packaged_fingerprint(value),
             },
         )
         return spec
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise ApplicationError(
-            f"unknown model {value!r}: not a model spec name, not an existing path, and not a packaged model",
-            {"packaged models": ", ".join(PACKAGED_MODELS)},
-        )
-    directory, gguf_file = local_model_files(str(path.resolve()))
+    unknown = ApplicationError(
+        f"unknown model {value!r}: not a model spec name, not an existing path, and not a packaged model",
+        {"packaged models": ", ".join(PACKAGED_MODELS)},
+    )
+    looks_like_a_path = "/" in value or value.startswith(("~", "."))
+    try:
+        path = safe_model_path(value)
+    except ApplicationError:
+        if looks_like_a_path:
+            raise  # say it is outside the model folders, and nothing else about it
+        raise unknown from None
+    with readable(path):
+        if not path.exists():
+            raise unknown
+    directory, gguf_file = local_model_files(str(path))
     spec = ModelSpec.objects.filter(backend=LOCAL_BACKEND, location=str(directory), gguf_file=gguf_file).first()
     if spec is not None:
         return spec
     base_name = Path(gguf_file).stem if gguf_file else directory.name
+    check_name(base_name, "the model folder's name", max_length=ModelSpec._meta.get_field("name").max_length - 9)
     name = base_name
     if ModelSpec.objects.filter(name=name).exists():
         name = f"{base_name}-{hashlib.sha256(str(directory / gguf_file).encode()).hexdigest()[:8]}"
@@ -363,7 +481,7 @@ def resolve_model(name_or_path: str):
             "location": str(directory),
             "gguf_file": gguf_file,
             "use_chat_template": has_chat_template(directory, gguf_file),
-            "fingerprint": fingerprint_model(directory, gguf_file),
+            "fingerprint": request_fingerprint(directory, gguf_file),
         },
     )
     return spec

@@ -10,6 +10,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.job_detail, name="job-detail"),
     path("jobs/<int:pk>/progress/", views.job_progress, name="job-progress"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job-cancel"),
+    path("jobs/<int:pk>/resume/", views.job_resume, name="job-resume"),
     path("jobs/<int:pk>/samples/", views.job_samples, name="job-samples"),
     path("jobs/<int:pk>/samples.jsonl", views.job_samples_download, name="job-samples-download"),
     path("jobs/<int:pk>/metrics.csv", views.job_metrics_download, name="job-metrics-download"),

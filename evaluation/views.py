@@ -1,9 +1,9 @@
-"""Evaluation pages: jobs (researchers) and leaderboards (anyone signed in). Thin: the work is
+"""Evaluation pages: jobs and leaderboards (researchers; leaderboards public if an operator says so). Thin: the work is
 in services/, selectors.py, results.py and leaderboards.py."""
 from dataclasses import replace
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,10 +23,11 @@ from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
 from evaluation.serializers import JobProgressSerializer
 from toxplatform.accounts.models import Role
-from toxplatform.accounts.permissions import role_required
+from toxplatform.accounts.permissions import is_owner_or_admin, leaderboard_access, role_required
 from toxplatform.corpus.models import HarmCategory, Language
 from toxplatform.errors import ApplicationError
 from toxplatform.middleware import plain_text_errors
+from toxplatform.validation import parse_id
 
 # --- leaderboards -----------------------------------------------------------------------------
 
@@ -49,7 +50,7 @@ def _render_leaderboard(request, template: str, build, context: dict):
     return render(request, template, context)
 
 
-@login_required
+@leaderboard_access
 def leaderboard_list(request):
     """Overview: heatmap language × model·method, with links to each language and category."""
 
@@ -66,7 +67,7 @@ def leaderboard_list(request):
     return _render_leaderboard(request, "evaluation/leaderboard_list.html", build, {})
 
 
-@login_required
+@leaderboard_access
 def leaderboard_language(request, code: str):
     language = get_object_or_404(Language, code=code)
 
@@ -88,7 +89,7 @@ def leaderboard_language(request, code: str):
 
 
 @plain_text_errors
-@login_required
+@leaderboard_access
 def leaderboard_language_csv(request, code: str):
     """The language leaderboard with the same filters, as CSV."""
     language = get_object_or_404(Language, code=code)
@@ -96,7 +97,7 @@ def leaderboard_language_csv(request, code: str):
     return _download(exports.to_csv(exports.leaderboard_rows(board)), "text/csv", f"leaderboard-{language.code}.csv")
 
 
-@login_required
+@leaderboard_access
 def leaderboard_category(request, slug: str):
     category = get_object_or_404(HarmCategory, slug=slug)
 
@@ -164,9 +165,10 @@ def job_create(request):
 
 
 def _int_or_404(value: str) -> int:
-    if not value.isdigit():
-        raise Http404("no such job")
-    return int(value)
+    try:
+        return parse_id(value)
+    except ApplicationError:
+        raise Http404("no such job") from None
 
 
 @RESEARCHER
@@ -282,12 +284,34 @@ def job_progress(request, pk: int):
 @require_POST
 def job_cancel(request, pk: int):
     job = get_object_or_404(EvaluationJob, pk=pk)
+    if not is_owner_or_admin(request.user, job.created_by_id):
+        raise PermissionDenied("Only the researcher who queued this job, or an admin, can cancel it.")
     try:
         services.cancel_job(job)
     except ApplicationError as error:
         messages.error(request, str(error))
     else:
         messages.success(request, f"Job {job.pk} was cancelled.")
+    return _back(request, job)
+
+
+@RESEARCHER
+@require_POST
+def job_resume(request, pk: int):
+    """Queue again what a lost broker message, a dead worker or a failure left undone."""
+    job = get_object_or_404(EvaluationJob, pk=pk)
+    if not is_owner_or_admin(request.user, job.created_by_id):
+        raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
+    try:
+        sent = services.resume_job(job)
+    except ApplicationError as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(request, f"Job {job.pk} was resumed: {len(sent)} chunk(s) queued again.")
+    return _back(request, job)
+
+
+def _back(request, job):
     # The job list's cancel buttons come back to the list (only to a page of this site).
     back = request.POST.get("next", "")
     if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):

@@ -7,6 +7,7 @@ to another model closes the old one (frees GPU memory) before loading the next.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Callable, Hashable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from evaluation import model_loading
 from evaluation.detox.base import DetoxMethod
 from evaluation.generators.base import GenerationHooks, Generator, PromptInput
 from toxplatform.errors import ApplicationError
@@ -46,6 +48,11 @@ class BoundedCache:
             self._items[key] = value
             return value
 
+    def discard(self, key: Hashable) -> None:
+        with self._lock:
+            if key in self._items:
+                _close(self._items.pop(key))
+
     def clear(self) -> None:
         with self._lock:
             while self._items:
@@ -71,6 +78,8 @@ class LoadedGenerator:
     model: Generator
     # Facts fixed when it loaded (artifact, derived model), kept in each job's detox_notes.
     load_notes: dict
+    # The quick fingerprint of the files it loaded (model_loading's fingerprints).
+    quick_fingerprint: str = ""
 
     def take_notes(self) -> dict:
         """The load notes plus what the method noted since the last call (then forgotten:
@@ -100,10 +109,53 @@ def _params_key(params: dict) -> str:
 
 
 def generator_for(job) -> LoadedGenerator:
-    """The job's model with its detox method, loaded once per process per (model, method, params)."""
-    spec = job.model
-    key = (spec.pk, job.model_fingerprint or spec.fingerprint, job.detox_method, _params_key(job.detox_params))
-    return _generators.get_or_load(key, lambda: _load_generator(job))
+    """The job's model with its detox method, loaded once per process per (model, method, params).
+
+    The job's results must come from the weights it was queued with. A model this process
+    loaded earlier is reused only if it matches the job's fingerprint; else it is loaded
+    again (the files changed since), and _load_generator refuses it if it still differs.
+    """
+    from evaluation.generators import ModelConfig
+
+    config = _params_key(dataclasses.asdict(ModelConfig.from_spec(job.model)))
+    key = (job.model.pk, config, job.detox_method, _params_key(job.detox_params))
+    loaded = _generators.get_or_load(key, lambda: _load_generator(job))
+    if not _matches(loaded, job.model_fingerprint):
+        _generators.discard(key)
+        loaded = _generators.get_or_load(key, lambda: _load_generator(job))
+    _record_fingerprint(job, loaded.base.fingerprint())
+    return loaded
+
+
+def _matches(loaded: LoadedGenerator, queued: str) -> bool:
+    if not queued:  # a packaged model not yet converted when the job was queued
+        return True
+    if model_loading.is_quick(queued):
+        return loaded.quick_fingerprint == queued
+    return loaded.base.fingerprint() == queued
+
+
+def _record_fingerprint(job, fingerprint: str) -> None:
+    """The first worker to load a model for a job records the full fingerprint the web
+    request could not afford; every later load then has to match it."""
+    from evaluation.models import EvaluationJob, ModelSpec
+
+    queued = job.model_fingerprint
+    if queued == fingerprint or not (queued == "" or model_loading.is_quick(queued)):
+        return
+    EvaluationJob.objects.filter(pk=job.pk, model_fingerprint=queued).update(model_fingerprint=fingerprint)
+    ModelSpec.objects.filter(pk=job.model.pk, fingerprint=queued).update(fingerprint=fingerprint)
+    job.model_fingerprint = EvaluationJob.objects.values_list("model_fingerprint", flat=True).get(pk=job.pk)
+    if job.model_fingerprint != fingerprint:  # another worker recorded other weights first
+        raise _changed(job, job.model_fingerprint, fingerprint)
+
+
+def _changed(job, queued: str, found: str) -> ApplicationError:
+    return ApplicationError(
+        f"The files of model {job.model.name!r} changed after the job was queued; "
+        "queue a new job to evaluate the new weights",
+        {"queued with": queued[:16], "found": found[:16]},
+    )
 
 
 def _load_generator(job) -> LoadedGenerator:
@@ -114,13 +166,12 @@ def _load_generator(job) -> LoadedGenerator:
     method = detox_registry.get(job.detox_method)(**job.detox_params)
     base = load_generator(job.model)
     try:
-        # The job's results must come from the weights it was queued with.
-        if job.model_fingerprint and base.fingerprint() != job.model_fingerprint:
-            raise ApplicationError(
-                f"The files of model {job.model.name!r} changed after the job was queued; "
-                "queue a new job to evaluate the new weights",
-                {"queued with": job.model_fingerprint[:16], "found": base.fingerprint()[:16]},
-            )
+        # Both taken now, from the files just loaded (fingerprint() hashes them once).
+        quick, full = base.quick_fingerprint(), base.fingerprint()
+        queued = job.model_fingerprint
+        found = quick if model_loading.is_quick(queued) else full
+        if queued and found != queued:
+            raise _changed(job, queued, found)
         load_notes = {}
         if method.needs_preparation:
             method.load_or_prepare(base, method.preparation_data(job))
@@ -128,7 +179,7 @@ def _load_generator(job) -> LoadedGenerator:
         model = method.model_for(base)
         if model is not base:
             load_notes["derived_model_fingerprint"] = model.fingerprint()
-        return LoadedGenerator(base=base, method=method, model=model, load_notes=load_notes)
+        return LoadedGenerator(base=base, method=method, model=model, load_notes=load_notes, quick_fingerprint=quick)
     except BaseException:
         base.close()
         raise

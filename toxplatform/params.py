@@ -15,12 +15,12 @@ out-of-range value with the same words. Interfaces may convert text to a number 
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from toxplatform.errors import ApplicationError
+from toxplatform.validation import name_characters, text_control_characters
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 # Text fields: free text is capped (it is stored and shown everywhere); names are single-line.
@@ -31,12 +31,6 @@ KINDS = (int, float, bool, str, list, dict)
 
 class ParamProblem(ValueError):
     """One parameter's value is wrong; the message says how (no parameter name in it)."""
-
-
-def control_characters(text: str) -> list[str]:
-    """Control and format characters (ESC, BEL, U+202E RIGHT-TO-LEFT OVERRIDE...) in a text,
-    as U+XXXX: they reorder or hide what a reader sees and have no place in a name."""
-    return sorted({f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) in ("Cc", "Cf")})
 
 
 @dataclass(frozen=True)
@@ -239,10 +233,11 @@ def parameters_error(title: str, problems: dict[str, str], **extra) -> Applicati
 
 
 def _check_text(value: str, *, single_line: bool) -> None:
-    if "\x00" in value:
-        raise ParamProblem("must not contain NUL characters")
-    if single_line and (found := control_characters(value)):
+    # Which characters are refused is toxplatform.validation's rule (names vs free text).
+    if single_line and (found := name_characters(value)):
         raise ParamProblem(f"must not contain control or format characters ({', '.join(found)})")
+    if not single_line and (found := text_control_characters(value)):
+        raise ParamProblem(f"must not contain control characters ({', '.join(found)})")
 
 
 def _copy(value: Any) -> Any:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from toxplatform import queues
@@ -30,13 +31,54 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
+DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'toxplatform.sqlite3'}")
+# Embedded: one machine on a SQLite file (the demo, a laptop), served on http://127.0.0.1.
+EMBEDDED = DATABASE_URL.startswith("sqlite:")
+
+
+def _embedded_secret_key() -> str:
+    """A random key made once for this var folder (mode 0600): never a key anyone else knows."""
+    path = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    import secrets
+
+    key = secrets.token_urlsafe(50)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
+    return key
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and os.environ.get("TOXPLATFORM_REQUIRE_SECRET_KEY") == "1":
-        raise RuntimeError("SECRET_KEY must be set in production")
-    SECRET_KEY = "insecure-dev-key-set-SECRET_KEY-in-production"
+    if DEBUG:
+        SECRET_KEY = "insecure-dev-key-DEBUG-only"
+    elif EMBEDDED:
+        SECRET_KEY = _embedded_secret_key()
+    else:
+        # A server setup (PostgreSQL) must not sign sessions with a key that is not its own.
+        raise ImproperlyConfigured("SECRET_KEY must be set (see docs/deploy.md); refusing to start without it")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# Served over HTTPS by a TLS-terminating proxy (docs/deploy.md): on by default unless DEBUG or
+# embedded. The proxy must set X-Forwarded-Proto; /healthz stays plain HTTP for the container's
+# own healthcheck.
+HTTPS = env_bool("TOXPLATFORM_HTTPS", not DEBUG and not EMBEDDED)
+if HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", 31536000))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    # Preloading is a promise to browser vendors an operator makes for the whole domain.
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -60,6 +102,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "toxplatform.request_checks.RejectNulMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -89,8 +132,11 @@ WSGI_APPLICATION = "toxplatform.wsgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'toxplatform.sqlite3'}"),
+        DATABASE_URL,
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+        # A kept connection is checked before a request reuses it: after a database restart
+        # the first request reconnects instead of failing with a 500.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -99,8 +145,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Sign-ins go through the failed sign-in throttle (toxplatform/accounts/throttling.py).
+AUTHENTICATION_BACKENDS = ["toxplatform.accounts.backends.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", 5))  # per account
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = int(os.environ.get("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 20))
+LOGIN_FAILURE_WINDOW_S = int(os.environ.get("LOGIN_FAILURE_WINDOW_S", 900))
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -132,16 +186,34 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "toxplatform.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.AnonRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("API_ANON_RATE", "30/minute")},
+    # Proxies in front of the web server: the client address is the last untrusted hop of
+    # X-Forwarded-For (1 behind the TLS proxy of docs/deploy.md; 0 uses the peer address).
+    "NUM_PROXIES": int(os.environ.get("NUM_PROXIES", 0)),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "ToxPlatform API",
     "DESCRIPTION": "Multilingual toxicity evaluation: corpus, evaluation jobs, annotations.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# Shared by every process: login throttles and API rate limits count here. Redis in
+# production (CACHE_URL=redis://...); else a folder under var/, shared by one machine's processes.
+CACHE_URL = os.environ.get("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+                          "KEY_PREFIX": "toxplatform"}}
+elif CACHE_URL:
+    raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL (got scheme {CACHE_URL.split(':')[0]!r})")
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
 
 # --- Celery -------------------------------------------------------------------------
 BROKER_DIR = VAR_DIR / "broker"
@@ -179,9 +251,16 @@ CELERY_BEAT_SCHEDULE = {
     "resume-stale-evaluation-chunks": {"task": "evaluation.resume_stale_jobs", "schedule": 300.0},
 }
 
+# Leaderboards name models and methods: researchers only, unless an operator makes them public
+# (then everyone, signed in or not, annotators included).
+LEADERBOARDS_PUBLIC = env_bool("TOXPLATFORM_PUBLIC_LEADERBOARDS", False)
+
 # --- Evaluation -----------------------------------------------------------------------
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))
+# Folders (comma separated) users may name models and scorer models in, besides the cache:
+# any other path is refused (evaluation.model_loading.safe_model_path).
+MODEL_ROOTS = [Path(root) for root in env_list("TOXPLATFORM_MODEL_ROOTS", "")]
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 # Limits that protect the machine (checked by services.create_job, whatever the interface):
 # one job's prompts x k x max_new_tokens (RTP-LX whole, k = 25, 20 tokens is 15.1 M), and
@@ -198,6 +277,13 @@ AZURE_CONTENT_SAFETY_KEY_ENV = "AZURE_CONTENT_SAFETY_KEY"
 AZURE_CONTENT_SAFETY_API_VERSION = os.environ.get("AZURE_CONTENT_SAFETY_API_VERSION", "2023-10-01")
 # Client-side limit on requests per second to the Azure resource (its tier's quota).
 AZURE_CONTENT_SAFETY_RPS = float(os.environ.get("AZURE_CONTENT_SAFETY_RPS", "5"))
+# OpenAI-compatible endpoints (evaluation/generators/openai.py): the environment variables a
+# model spec may take its key from (api_key_env), the hosts keys from the environment may be
+# sent to, and the networks (CIDR) of loopback / private / link-local addresses endpoints may
+# use; every other non-public address is refused (no cloud metadata, no internal services).
+OPENAI_API_KEY_ENVS = env_list("TOXPLATFORM_API_KEY_ENVS", "OPENAI_API_KEY")
+OPENAI_KEY_HOSTS = [host.lower() for host in env_list("TOXPLATFORM_API_KEY_HOSTS", "api.openai.com")]
+ENDPOINT_ALLOWED_NETWORKS = env_list("TOXPLATFORM_ENDPOINT_NETWORKS", "")
 
 LOGGING = {
     "version": 1,

@@ -77,7 +77,8 @@ class SystemPrompt(DetoxMethod):
     name = "system_prompt"
     summary = "An instruction to stay respectful, in the prompt's language (Self-Reminder, Xie et al. 2023)"
     parameters = ParamSchema(
-        Param("instruction", str, "", max_length=4000,
+        # Sent with every prompt and shown with every job: a few paragraphs at most.
+        Param("instruction", str, "", max_length=2000,
               help="One instruction for every language instead of the built-in translations"),
     )
 

@@ -40,6 +40,8 @@ def load_generator(spec) -> Generator:
 
 
 def fingerprint_for(spec) -> str:
-    """The model's fingerprint without loading it (hashes are cached by path, size, mtime)."""
+    """The model's fingerprint as a web request can afford it: without loading, hashing or
+    converting weights (a quick or empty one that the first worker replaces; see
+    model_loading's fingerprints)."""
     config = ModelConfig.from_spec(spec)
     return backend(config.backend).fingerprint_of(config)

@@ -125,6 +125,10 @@ class Generator(ABC):
     def fingerprint(self) -> str:
         """Hash of the weights (local) or endpoint + model name (remote)."""
 
+    def quick_fingerprint(self) -> str:
+        """What a web request recorded when it could not afford fingerprint() (model_loading)."""
+        return self.fingerprint()
+
     @abstractmethod
     def generate(
         self, prompts: list[PromptInput], params: GenerationParams, hooks: GenerationHooks | None = None

@@ -150,8 +150,18 @@ class HFGenerator(Generator):
 
     @classmethod
     def fingerprint_of(cls, config: ModelConfig) -> str:
+        """Cheap enough for a web request: a packaged model's recorded fingerprint, or the full
+        hash when this machine has already hashed the files, else a quick one (name, size,
+        first and last MiB) that the first worker to load replaces (model_loading)."""
+        if config.location.startswith(model_loading.PACKAGE_PREFIX):
+            name = config.location[len(model_loading.PACKAGE_PREFIX) :]
+            if name not in model_loading.PACKAGED_MODELS:
+                model_loading.packaged_model_dir(name)  # raises: unknown packaged model
+            model_loading._package_dir(model_loading.PACKAGED_MODELS[name])  # raises: not installed
+            return model_loading.packaged_fingerprint(name)
         directory, gguf_file = model_loading.local_model_files(config.location, config.gguf_file)
-        return model_loading.fingerprint_model(directory, gguf_file)
+        with model_loading.readable(directory):
+            return model_loading.request_fingerprint(directory, gguf_file)
 
     @classmethod
     def recheck_fingerprint_on_submit(cls, config: ModelConfig) -> bool:
@@ -192,6 +202,9 @@ class HFGenerator(Generator):
         if not self._fingerprint:
             self._fingerprint = model_loading.fingerprint_model(self.directory, self.gguf_file)
         return self._fingerprint
+
+    def quick_fingerprint(self) -> str:
+        return model_loading.quick_fingerprint(self.directory, self.gguf_file)
 
     def close(self) -> None:
         self.model = None

@@ -3,12 +3,23 @@
 ModelSpec: location = base URL ("http://host:8000/v1"; a bare "http://host:8000" gets
 "/v1"), remote_model = the served model name, use_chat_template = use
 /v1/chat/completions instead of /v1/completions. Options in spec.params (defaults below):
-max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, api_key_env (name of an
-environment variable holding the key; else settings.OPENAI_API_KEY), api_key.
+max_concurrency, timeout_s, max_retries, backoff_s, max_backoff_s, max_n, api_key_env (name of an
+environment variable holding the key, one of TOXPLATFORM_API_KEY_ENVS; else
+settings.OPENAI_API_KEY), api_key (a key written into the spec by its author).
+
+Safety (toxplatform/outbound.py): keys from the environment go only to hosts in
+TOXPLATFORM_API_KEY_HOSTS; endpoints that resolve to loopback, private or link-local
+addresses are refused unless their network is in TOXPLATFORM_ENDPOINT_NETWORKS; redirects are
+not followed; what a server answers is logged for the operator, never copied into a job's
+error text.
 
 One request per prompt asks for all k samples (n=k) with a seed derived from (job seed,
-prompt), so servers that honour `seed` (vLLM, llama.cpp) repeat their text on a re-run;
-hosted APIs only try. A server that caps n gets follow-up requests for the rest.
+prompt, first sample index), so servers that honour `seed` (vLLM, llama.cpp) repeat their
+text on a re-run; hosted APIs only try. A server that returns fewer choices than asked
+(Ollama ignores n) gets follow-up requests for the rest; one that refuses n above a cap
+(llama.cpp: "Field 'n': Value must be between 1 <= value <= 4") has the cap learned from the
+refusal and kept for the model (or set in advance with the max_n option), and every prompt's
+k samples are split into requests of at most that many.
 
 token_count: servers report only the total completion tokens of a request. A choice that
 stopped for "length" has exactly max_tokens; the rest of the total is shared among the
@@ -17,15 +28,18 @@ words are counted. Both are approximations, documented as such.
 """
 from __future__ import annotations
 
-import os
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import requests
-from django.conf import settings
 
 from evaluation import model_loading
-from evaluation.http_client import RETRYABLE_STATUS, RetryingClient, retry_after_s  # noqa: F401 (re-exported)
 from evaluation.generators.base import (
     GenerationHooks,
     GenerationParams,
@@ -39,23 +53,65 @@ from evaluation.generators.base import (
     render_plain,
     sample_seed,
 )
+from toxplatform import outbound
 from toxplatform.errors import ApplicationError
 
+logger = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULTS = {
     "max_concurrency": 8,
     "timeout_s": 120.0,
     "max_retries": 5,
     "backoff_s": 0.5,
     "max_backoff_s": 30.0,
+    "max_n": None,
 }
 
 
 def base_url(location: str) -> str:
     url = (location or "").strip().rstrip("/")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if parts.scheme not in ("http", "https") or not parts.netloc or not parts.hostname:
         raise ApplicationError(f"endpoint URL {location!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ApplicationError("endpoint URLs may not carry a user name or password (use api_key_env)")
     return url if parts.path else url + "/v1"
+
+
+def check_endpoint(config: ModelConfig) -> str:
+    """The endpoint's base URL, with its address and key checked (job creation runs this)."""
+    url = base_url(config.location)
+    try:
+        outbound.check_address(url)
+    except outbound.Unresolvable as exc:
+        raise ApplicationError(str(exc)) from None
+    outbound.api_key(config.params, url)
+    return url
+
+
+class _NTooLarge(Exception):
+    """The server refused n and said how many choices it accepts."""
+
+    def __init__(self, cap: int):
+        super().__init__(f"n above {cap}")
+        self.cap = cap
+
+
+# llama.cpp: "Field 'n': Value must be between 1 <= value <= 4, but got 5"; others: "n must be <= 4".
+N_CAP = re.compile(r"""(?:Field\s+['"]n['"].*?<=\s*value\s*<=\s*(\d+))|(?:\bn\b\s+must\s+be\s*(?:<=|at most)\s*(\d+))""",
+                   re.IGNORECASE)
+
+
+def n_cap(message: str) -> int | None:
+    found = N_CAP.search(message or "")
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, wait_s: float | None = None):
+        super().__init__(reason)
+        self.wait_s = wait_s
 
 
 @registry.register
@@ -65,7 +121,8 @@ class OpenAIGenerator(Generator):
 
     @classmethod
     def fingerprint_of(cls, config: ModelConfig) -> str:
-        return model_loading.fingerprint_endpoint(base_url(config.location), config.remote_model)
+        # The address and key rules are checked here too: job creation fingerprints first.
+        return model_loading.fingerprint_endpoint(check_endpoint(config), config.remote_model)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -79,21 +136,15 @@ class OpenAIGenerator(Generator):
             self.max_retries = max(0, int(options["max_retries"]))
             self.backoff_s = float(options["backoff_s"])
             self.max_backoff_s = float(options["max_backoff_s"])
+            # Choices per request the server accepts (llama.cpp: its slots); learned from a refusal.
+            self.max_n = int(options["max_n"]) if options["max_n"] is not None else None
+            if self.max_n is not None and self.max_n < 1:
+                raise ValueError("max_n must be at least 1")
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
-        key_env = config.params.get("api_key_env")
-        self.api_key = (os.environ.get(key_env, "") if key_env else "") or config.params.get("api_key") or settings.OPENAI_API_KEY
-        self._client = RetryingClient(
-            headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
-            timeout_s=self.timeout_s,
-            max_retries=self.max_retries,
-            backoff_s=self.backoff_s,
-            max_backoff_s=self.max_backoff_s,
-            # A self-hosted server's own error text is what tells a user what to fix.
-            describe=error_message,
-            context={"model": config.remote_model},
-            show_non_json=True,
-        )
+        self.api_key = outbound.api_key(config.params, self.base_url)
+        self._local = threading.local()
+        self._cap_lock = threading.Lock()
 
     def fingerprint(self) -> str:
         return model_loading.fingerprint_endpoint(self.base_url, self.config.remote_model)
@@ -115,18 +166,31 @@ class OpenAIGenerator(Generator):
         greedy = params.temperature == 0
         wanted = 1 if greedy else params.k
         samples: list[Sample] = []
-        request_index = 0
         while len(samples) < wanted:
-            # Each follow-up request gets its own seed, so a server that caps n does not
-            # send the same samples again.
-            seed = sample_seed(params.seed, prompt, request_index) % (2**31)
-            got = self._request(prompt, params, wanted - len(samples), seed)
+            # A request is seeded by the index of its first sample: follow-up requests (a server
+            # that caps n) do not repeat the first answers, and a re-run with the same cap asks
+            # the same questions, so a server that honours seeds repeats its text.
+            seed = sample_seed(params.seed, prompt, len(samples)) % (2**31)
+            n = min(wanted - len(samples), self.max_n or wanted)
+            try:
+                got = self._request(prompt, params, n, seed)
+            except _NTooLarge as refused:
+                if refused.cap >= n or refused.cap < 1:
+                    raise ApplicationError(f"{self.base_url} refused n={n}", {"model": self.config.remote_model}) from None
+                self._learn_max_n(refused.cap)
+                continue
             if not got:
                 raise ApplicationError(f"{self.base_url} returned no choices", {"model": self.config.remote_model})
             samples.extend(got)
-            request_index += 1
         samples = samples[:wanted]
         return samples * params.k if greedy else samples
+
+    def _learn_max_n(self, cap: int) -> None:
+        """Remember a server's cap on n (llama.cpp: its parallel slots) for this model."""
+        with self._cap_lock:
+            if self.max_n is None or cap < self.max_n:
+                logger.info("%s accepts at most n=%d; set the model's max_n option to skip the refusal", self.base_url, cap)
+                self.max_n = cap
 
     def _request(self, prompt: PromptInput, params: GenerationParams, n: int, seed: int) -> list[Sample]:
         body = {
@@ -155,12 +219,68 @@ class OpenAIGenerator(Generator):
         return choice.get("text") or ""
 
     # --- HTTP ------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            session = requests.Session()
+            if self.api_key:
+                session.headers["Authorization"] = f"Bearer {self.api_key}"
+            self._local.session = session
+        return self._local.session
+
     def _post(self, path: str, body: dict) -> dict:
-        return self._client.post_json(self.base_url + path, body)
+        url = self.base_url + path
+        last_reason = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._post_once(url, body)
+            except _Retryable as exc:
+                last_reason = str(exc)
+                if attempt == self.max_retries:
+                    break
+                # Full jitter: concurrent clients that failed together do not retry together.
+                backoff = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
+                time.sleep(max(backoff, min(exc.wait_s or 0.0, self.max_backoff_s)))
+        raise ApplicationError(
+            f"cannot reach {url}: {last_reason}", {"attempts": self.max_retries + 1, "model": self.config.remote_model}
+        )
+
+    def _post_once(self, url: str, body: dict) -> dict:
+        try:
+            outbound.check_address(url)
+        except outbound.Unresolvable as exc:
+            raise _Retryable(str(exc)) from None
+        try:
+            # No redirects: a redirect could lead to an address the check above refuses.
+            response = self._session().post(url, json=body, timeout=self.timeout_s, allow_redirects=False)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+        # What the server said goes to the worker log only: job errors are read by every
+        # researcher, and a reply body is not ours to show them.
+        if response.status_code >= 300:
+            logger.warning("%s answered HTTP %s: %r", url, response.status_code, error_message(response))
+        if response.status_code == 400:
+            cap = n_cap(error_message(response))
+            if cap is not None:
+                raise _NTooLarge(cap)
+        if response.status_code in RETRYABLE_STATUS:
+            raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".strip(),
+                             retry_after_s(response.headers.get("Retry-After")))
+        if response.status_code >= 300:
+            raise ApplicationError(
+                f"{url} refused the request: {outbound.describe_status(response)}", {"model": self.config.remote_model}
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ApplicationError(f"{url} answered with something that is not a JSON object",
+                                   {"model": self.config.remote_model})
+        return data
 
 
 def error_message(response: requests.Response) -> str:
-    """The server's own error text: OpenAI-style {"error": {"message": ...}}, or the body."""
+    """The server's own error text, for the worker log: OpenAI-style {"error": {"message": ...}}, or the body."""
     try:
         data = response.json()
     except ValueError:
@@ -173,6 +293,21 @@ def error_message(response: requests.Response) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])[:500]
     return str(data)[:500]
+
+
+def retry_after_s(header: str | None) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date."""
+    if not header:
+        return None
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def token_counts(texts: list[str], finish_reasons: list, usage: dict | None, max_tokens: int) -> list[int]:

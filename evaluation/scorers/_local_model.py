@@ -27,18 +27,44 @@ def batch_size(default: int) -> Param:
 
 
 def model_dir(params: dict, scorer: str) -> Path:
+    """The scorer's model directory: inside the model roots, readable, with a config.json."""
+    from evaluation.model_loading import readable, safe_model_path
+
     raw = params.get("path")
-    if not raw:
+    if raw is None or raw == "":
         raise ApplicationError(f"Scorer {scorer!r} needs a 'path' parameter (a local model directory)")
-    path = Path(raw).expanduser()
-    if not path.is_dir():
-        raise ApplicationError(f"Model directory for scorer {scorer!r} does not exist", {"path": str(path)})
-    if not (path / "config.json").is_file():
-        raise ApplicationError(
-            f"Model directory for scorer {scorer!r} has no config.json (not a transformers model)",
-            {"path": str(path)},
-        )
+    if not isinstance(raw, str):
+        raise ApplicationError(f"Scorer {scorer!r}: 'path' must be text (a local model directory)",
+                               {"got": type(raw).__name__})
+    try:
+        path = safe_model_path(raw, what=f"model path of scorer {scorer!r}")
+    except ApplicationError as error:
+        raise ApplicationError(f"Scorer {scorer!r}: {error.message}", error.extra) from None
+    with readable(path):
+        if not path.is_dir():
+            raise ApplicationError(f"Model directory for scorer {scorer!r} does not exist", {"path": str(path)})
+        if not (path / "config.json").is_file():
+            raise ApplicationError(
+                f"Model directory for scorer {scorer!r} has no config.json (not a transformers model)",
+                {"path": str(path)},
+            )
     return path
+
+
+def read_config(path: Path) -> dict:
+    """The directory's config.json (a folder inside the roots may still be unreadable)."""
+    import json
+
+    from evaluation.model_loading import readable
+
+    with readable(path):
+        try:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            config = None
+    if not isinstance(config, dict):
+        raise ApplicationError(f"{path / 'config.json'} is not a JSON object")
+    return config
 
 
 def check_packaged_model(location: str, scorer: str) -> None:

@@ -19,8 +19,6 @@ labels: the highest). raw = every label's probability.
 """
 from __future__ import annotations
 
-import json
-
 from evaluation.scorers import _local_model as local
 from evaluation.scorers.base import (
     Scorer,
@@ -57,7 +55,7 @@ class HFClassifierScorer(Scorer):
         super().__init__(**params)
         params = self.params
         self.path = local.model_dir(params, self.name)
-        config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        config = local.read_config(self.path)
         id2label = config.get("id2label", {})
         model_labels = [id2label[i] for i in sorted(id2label, key=int)]
         self.label_to_category = self._checked_labels(params.get("labels"), model_labels)

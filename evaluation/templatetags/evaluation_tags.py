@@ -47,3 +47,17 @@ def score_badge(score, job) -> str:
     """A score's badge level (high / low / none) as its scorer declared the measure: harm
     values against the job's threshold (ratings rescaled); quality measures get none."""
     return measure_of(job, score.scorer, score.category).badge(score.value, job.toxic_threshold)
+@register.filter
+def cancellable_by(job, user) -> bool:
+    """Whether the page offers `user` a cancel button for `job` (the views check it again)."""
+    from toxplatform.accounts.permissions import is_owner_or_admin
+
+    return not job.is_terminal and is_owner_or_admin(user, job.created_by_id)
+
+
+@register.filter
+def resumable_by(job, user) -> bool:
+    """Whether the page offers `user` a resume button (anything but a finished job)."""
+    from toxplatform.accounts.permissions import is_owner_or_admin
+
+    return job.status != job.Status.DONE and is_owner_or_admin(user, job.created_by_id)

@@ -1,4 +1,5 @@
-"""The OpenAPI schema and its Swagger UI page, served without any outside host (works offline)."""
+"""The OpenAPI schema and its Swagger UI page, served without any outside host (works offline),
+to signed-in users (anonymous: tests/accounts/test_throttling.py)."""
 import re
 
 import pytest
@@ -10,8 +11,15 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.django_db
 
 
-def test_schema_is_valid_openapi_3_with_the_corpus_paths():
-    response = APIClient().get(reverse("api:schema"))
+@pytest.fixture
+def signed_in(user):
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+def test_schema_is_valid_openapi_3_with_the_corpus_paths(signed_in):
+    response = signed_in.get(reverse("api:schema"))
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     assert schema["openapi"].startswith("3.")
@@ -29,14 +37,14 @@ def test_schema_is_valid_openapi_3_with_the_corpus_paths():
     assert {"tokenAuth", "cookieAuth"} <= set(schema["components"]["securitySchemes"])
 
 
-def test_schema_as_json():
-    response = APIClient().get(reverse("api:schema") + "?format=json")
+def test_schema_as_json(signed_in):
+    response = signed_in.get(reverse("api:schema") + "?format=json")
     assert response.status_code == 200
     assert response.json()["info"]["title"] == "ToxPlatform API"
 
 
-def test_docs_page_loads_everything_from_this_server():
-    client = APIClient()
+def test_docs_page_loads_everything_from_this_server(signed_in):
+    client = signed_in
     response = client.get(reverse("api:docs"))
     assert response.status_code == 200
     html = response.content.decode()

@@ -47,7 +47,7 @@ def model_column(page) -> list[str]:
 
 def test_clicking_a_header_sorts_the_language_table(page):
     make_results()
-    make_user("reader", Role.ANNOTATOR)  # leaderboards are open to every signed-in user
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers
     log_in(page, "reader", "/evaluation/leaderboards/languages/en/")
 
     by_emt = ["gemma-3-270m · aura", "smollm2-135m-instruct · destein", "gemma-3-270m · system_prompt",
@@ -77,7 +77,7 @@ def test_clicking_a_header_sorts_the_language_table(page):
 
 def test_without_javascript_the_server_order_stays(chromium, live_server):
     make_results()
-    make_user("reader", Role.ANNOTATOR)
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers
     context = chromium.new_context(base_url=live_server.url, java_script_enabled=False)
     page = context.new_page()
     log_in(page, "reader", "/evaluation/leaderboards/languages/en/")
@@ -88,7 +88,7 @@ def test_without_javascript_the_server_order_stays(chromium, live_server):
 
 def test_overview_heatmap_and_filters(page):
     make_results()
-    make_user("reader", Role.ANNOTATOR)
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers
     log_in(page, "reader", "/evaluation/leaderboards/")
     heatmap = page.locator("table.heatmap")
     assert heatmap.locator("tbody th").all_inner_texts() == ["Arabic ar", "English en", "German de", "Hindi hi"]
@@ -141,9 +141,10 @@ def test_job_page_polls_progress_until_the_job_ends(page):
 
 def test_job_list_follows_unfinished_jobs_and_cancels_from_the_list(page):
     dataset = make_dataset()
-    make_user("res", Role.RESEARCHER)
-    running = make_job("gemma-3-270m", "none", dataset, status=EvaluationJob.Status.RUNNING, total_prompts=4)
-    queued = make_job("smollm2-135m", "system_prompt", dataset, status=EvaluationJob.Status.QUEUED, total_prompts=4)
+    res = make_user("res", Role.RESEARCHER)  # their own jobs: only owners (and admins) may cancel
+    running = make_job("gemma-3-270m", "none", dataset, status=EvaluationJob.Status.RUNNING, total_prompts=4, user=res)
+    queued = make_job("smollm2-135m", "system_prompt", dataset, status=EvaluationJob.Status.QUEUED, total_prompts=4,
+                      user=res)
     done = make_job("smollm2-135m", "none", dataset, finished_minutes=1, total_prompts=4, generated_prompts=4,
                     scored_prompts=4)
     log_in(page, "res", "/evaluation/jobs/")

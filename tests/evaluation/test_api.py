@@ -130,7 +130,7 @@ def test_metrics(researcher, dataset):
 
 
 def test_cancel(researcher, dataset):
-    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING)
+    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING, user=researcher.user)
     response = researcher.post(reverse("api:job-cancel", args=[job.pk]))
     assert response.status_code == 200
     assert response.data["status"] == "cancelled" and response.data["cancel_requested"] is True

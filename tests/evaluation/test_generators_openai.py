@@ -81,7 +81,8 @@ def test_gives_up_after_max_retries_with_the_reason(server):
     server.fail_next(10, status=503, message="overloaded")
     with pytest.raises(ApplicationError) as error:
         make(server, max_retries=2).generate(PROMPTS[:1], GenerationParams(k=1))
-    assert "HTTP 503: overloaded" in str(error.value)
+    assert "HTTP 503 Service Unavailable" in str(error.value)
+    assert "overloaded" not in str(error.value)  # the server's words stay in the worker log
     assert len(server.requests) == 3
 
 
@@ -96,17 +97,19 @@ def test_a_server_slower_than_the_timeout_is_retried_then_reported(server):
     assert len(make(server, timeout_s=2).generate(PROMPTS[:1], GenerationParams(k=2))[0]) == 2
 
 
-def test_client_error_surfaces_the_server_message_without_retrying(server):
+def test_client_error_is_reported_without_retrying_and_its_text_goes_to_the_log_only(server, caplog):
     server.reject = (400, "max_tokens is too large: 999999")
     with pytest.raises(ApplicationError) as error:
         make(server).generate(PROMPTS[:1], GenerationParams(k=1))
-    assert "HTTP 400: max_tokens is too large: 999999" in str(error.value)
+    assert "HTTP 400 Bad Request (the server refused the parameters)" in str(error.value)
+    assert "999999" not in str(error.value)
+    assert "max_tokens is too large: 999999" in caplog.text
     assert len(server.requests) == 1
 
 
 def test_unknown_model_is_a_clear_error(server):
     gen = load_generator({"name": "r", "backend": "openai", "location": server.url, "remote_model": "nope"})
-    with pytest.raises(ApplicationError, match="The model `nope` does not exist"):
+    with pytest.raises(ApplicationError, match="HTTP 404 Not Found .no such path or model: check the URL and remote_model"):
         gen.generate(PROMPTS[:1], GenerationParams(k=1))
 
 
@@ -136,13 +139,15 @@ def test_concurrency_is_bounded(server):
     assert 2 <= server.max_in_flight <= 3
 
 
-def test_api_key_is_sent_as_bearer_token(server, monkeypatch):
+def test_api_key_is_sent_as_bearer_token(server, monkeypatch, settings):
     server.require_api_key = "sk-test"
     monkeypatch.setenv("LOOPBACK_KEY", "sk-test")
+    settings.OPENAI_API_KEY_ENVS = ["LOOPBACK_KEY"]
+    settings.OPENAI_KEY_HOSTS = ["127.0.0.1"]
     results = make(server, api_key_env="LOOPBACK_KEY").generate(PROMPTS[:1], GenerationParams(k=1))
     assert results[0][0].text
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
-    with pytest.raises(ApplicationError, match="HTTP 401: Incorrect API key"):
+    with pytest.raises(ApplicationError, match="HTTP 401 Unauthorized .the API key is missing or wrong"):
         make(server, api_key="wrong").generate(PROMPTS[:1], GenerationParams(k=1))
 
 
@@ -189,3 +194,153 @@ def test_retry_after_accepts_seconds_and_dates():
     assert retry_after_s("3") == 3.0
     assert retry_after_s(None) is None
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+# --- what an endpoint may be sent and may send back -------------------------------------------
+
+
+def test_only_allow_listed_environment_variables_can_be_a_key(server, monkeypatch, settings):
+    """A spec naming DATABASE_URL as its key variable would mail the database password away."""
+    monkeypatch.setenv("DATABASE_URL", "postgres://user:secret@db/tox")
+    settings.OPENAI_KEY_HOSTS = ["127.0.0.1"]
+    for where in (lambda: make(server, api_key_env="DATABASE_URL"),
+                  lambda: fingerprint_for({"name": "x", "backend": "openai", "location": server.url,
+                                           "remote_model": "m", "params": {"api_key_env": "DATABASE_URL"}})):
+        with pytest.raises(ApplicationError, match="'DATABASE_URL' is not one of the environment variables"):
+            where()
+    assert server.requests == [] and server.headers == []
+
+
+def test_keys_from_the_environment_go_only_to_allowed_hosts(server, monkeypatch, settings):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-platform")
+    settings.OPENAI_API_KEY = "sk-platform"
+    settings.OPENAI_KEY_HOSTS = ["api.openai.com"]
+    # Named explicitly: refused before anything is sent.
+    with pytest.raises(ApplicationError, match="may not be sent to 127.0.0.1"):
+        make(server, api_key_env="OPENAI_API_KEY")
+    # The platform's default key stays home: the request goes out without it.
+    make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert "Authorization" not in server.headers[0]
+    settings.OPENAI_KEY_HOSTS = ["127.0.0.1"]
+    make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert server.headers[1]["Authorization"] == "Bearer sk-platform"
+
+
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data",  # cloud metadata (link-local)
+    "http://10.0.0.7:8000/v1", "http://192.168.1.1", "http://[::1]:8000", "http://0.0.0.0:8000",
+    "http://127.0.0.1:8000", "http://localhost:8000", "http://[::ffff:127.0.0.1]:8000",
+])
+def test_private_and_link_local_endpoints_are_refused_unless_an_operator_allows_them(url, settings):
+    settings.ENDPOINT_ALLOWED_NETWORKS = []  # production's default
+    with pytest.raises(ApplicationError, match="loopback, private or link-local address"):
+        fingerprint_for({"name": "x", "backend": "openai", "location": url, "remote_model": "m"})
+    with pytest.raises(ApplicationError, match="loopback, private or link-local address"):
+        make(url, max_retries=0).generate(PROMPTS[:1], GenerationParams(k=1))
+
+
+def test_an_allowed_network_opens_only_itself(server, settings):
+    settings.ENDPOINT_ALLOWED_NETWORKS = ["10.0.0.0/8"]
+    with pytest.raises(ApplicationError, match="loopback"):
+        make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert server.requests == []
+    settings.ENDPOINT_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    assert make(server).generate(PROMPTS[:1], GenerationParams(k=1))[0][0].text
+
+
+def test_a_reply_that_is_not_json_is_not_copied_into_the_error():
+    import http.server
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>DATABASE_URL=postgres://user:secret@db</html>")
+
+        def log_message(self, *args):
+            pass
+
+    html = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    import threading
+
+    threading.Thread(target=html.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ApplicationError, match="not a JSON object") as error:
+            make(f"http://127.0.0.1:{html.server_address[1]}").generate(PROMPTS[:1], GenerationParams(k=1))
+        assert "secret" not in str(error.value) and "DATABASE_URL" not in str(error.value)
+    finally:
+        html.shutdown()
+
+
+def test_redirects_are_not_followed(server):
+    import http.server
+    import threading
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(307)
+            self.send_header("Location", server.url + "/completions")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    redirect = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=redirect.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ApplicationError, match="HTTP 307 .*redirect"):
+            make(f"http://127.0.0.1:{redirect.server_address[1]}").generate(PROMPTS[:1], GenerationParams(k=1))
+        assert server.requests == []
+    finally:
+        redirect.shutdown()
+
+
+# --- servers that cap n (llama.cpp) or ignore it (Ollama) -------------------------------------
+
+
+def test_a_server_that_refuses_n_above_its_slots_gets_k_split_into_requests_it_accepts(server):
+    """llama.cpp with 4 slots and the RTP protocol's k = 25: every job used to fail."""
+    server.refuse_n_above = 4
+    generator = make(server)
+    results = generator.generate(PROMPTS[:2], GenerationParams(k=25, seed=7))
+    assert [len(samples) for samples in results] == [25, 25]
+    accepted = [body["n"] for body in server.requests if body["n"] <= 4]
+    refused = [body["n"] for body in server.requests if body["n"] > 4]
+    assert sorted(accepted) == sorted([4] * 6 + [1] + [4] * 6 + [1])  # 6 x 4 + 1 = 25, two prompts
+    assert len(refused) <= 2  # learned once for the model, not once per request
+    assert generator.max_n == 4
+    for samples in results:
+        assert len({s.text for s in samples}) == 25  # every request has its own seed
+
+    # A re-run (a fresh worker) asks the same requests with the same seeds: the same text.
+    first = [[s.text for s in samples] for samples in results]
+    accepted_before = [(b["n"], b["seed"]) for b in server.requests if b["n"] <= 4]
+    server.requests.clear()
+    again = make(server).generate(PROMPTS[:2], GenerationParams(k=25, seed=7))
+    assert [[s.text for s in samples] for samples in again] == first
+    assert sorted((b["n"], b["seed"]) for b in server.requests if b["n"] <= 4) == sorted(accepted_before)
+
+
+def test_the_cap_can_be_given_in_advance_and_then_nothing_is_refused(server):
+    server.refuse_n_above = 4
+    results = make(server, max_n=4).generate(PROMPTS[:1], GenerationParams(k=10))
+    assert len(results[0]) == 10
+    assert [body["n"] for body in server.requests] == [4, 4, 2]
+
+
+def test_a_server_that_ignores_n_gets_one_request_per_sample_each_with_its_own_seed(server):
+    """Ollama's OpenAI endpoint answers one choice whatever n is."""
+    server.max_n = 1
+    results = make(server).generate(PROMPTS[:1], GenerationParams(k=5, seed=3))
+    assert len(results[0]) == 5 and len({s.text for s in results[0]}) == 5
+    assert len(server.requests) == 5 and len({body["seed"] for body in server.requests}) == 5
+    first = [s.text for s in results[0]]
+    assert [s.text for s in make(server).generate(PROMPTS[:1], GenerationParams(k=5, seed=3))[0]] == first
+
+
+def test_a_refusal_that_names_no_smaller_cap_is_an_error_not_a_loop(server):
+    server.reject = (400, "Field 'n': Value must be between 1 <= value <= 8, but got 2")
+    with pytest.raises(ApplicationError, match="HTTP 400|refused n=1"):
+        make(server).generate(PROMPTS[:1], GenerationParams(k=1))
+    assert len(server.requests) == 1

@@ -133,7 +133,7 @@ def test_schema_fills_defaults_and_converts_losslessly():
     ({"layers": [True]}, "layers", "must be a list of a whole number"),
     ({"label": "toolong"}, "label", "must be at most 5 characters (got 7)"),
     ({"label": "a\x1bb"}, "label", "control or format characters (U+001B)"),
-    ({"label": "a\x00"}, "label", "NUL"),
+    ({"label": "a\x00"}, "label", "U+0000"),
     ({"mode": "c"}, "mode", "must be one of a, b (got 'c')"),
     ({"mode": "b"}, "mode", "b needs alpha 1"),
     ({"colour": "red"}, "colour", "is not a known parameter (accepted: alpha, layers, label, mode)"),

@@ -157,7 +157,7 @@ def test_split_and_category_filters_select_matching_prompts(spec, dataset, tiny_
 
 
 BAD_PARAMETERS = [
-    ({"model": "/nonexistent/model/dir"}, "model", "not an existing path"),
+    ({"model": "/nonexistent/model/dir"}, "model", "outside the folders models may be loaded from"),
     ({"k": 0}, "k", "must be 1 to 1000 (got 0)"),
     ({"k": -2}, "k", "must be 1 to 1000 (got -2)"),
     ({"k": 2**31 - 1}, "k", "must be 1 to 1000"),
@@ -172,7 +172,7 @@ BAD_PARAMETERS = [
     ({"categories": ["rudeness"]}, "categories", "unknown harm category 'rudeness'"),
     ({"scorers": ["lexicon", "toxigen"]}, "scorers", "unknown scorer 'toxigen'"),
     ({"scorers": [{"name": "hf_classifier", "params": {"path": "/nonexistent/clf", "labels": {"toxic": "toxicity"}}}]},
-     "scorers", "does not exist"),
+     "scorers", "outside the folders models may be loaded from"),
     ({"scorers": [{"name": "lexicon", "params": {"colour": "red"}}]}, "scorers", "colour"),
     ({"scorers": []}, "scorers", "at least one scorer"),
     ({"scorers": "lexicon"}, "scorers", "must be a list (got 'lexicon')"),

@@ -225,7 +225,7 @@ def test_query_count_does_not_grow_with_jobs(board):
 
 @pytest.fixture
 def reader_client(client):
-    make_user("reader", Role.ANNOTATOR)  # any signed-in user may read leaderboards
+    make_user("reader", Role.RESEARCHER)  # leaderboards are for researchers (blindness)
     client.login(username="reader", password="results-test-password")
     return client
 
@@ -269,8 +269,8 @@ def test_language_page_table_and_chart(reader_client, board):
     assert "[0.250, 0.350]" in html
     assert html.count('class="chart-bar"') == 3  # one bar per entry, with whiskers
     assert html.count('class="chart-whisker"') == 9
-    # Annotators see no links to job pages (those need the Researcher role).
-    assert reverse("evaluation:job-detail", args=[board["alpha_none"].pk]) not in html
+    # Readers are researchers: each row links to its job page.
+    assert reverse("evaluation:job-detail", args=[board["alpha_none"].pk]) in html
 
 
 def test_language_table_as_csv_is_the_page_with_its_filters(reader_client, board):
@@ -314,7 +314,7 @@ def test_language_leaderboard_api_is_the_page(board):
     url = reverse("api:leaderboard-language-detail", args=["en"])
     assert APIClient().get(url).status_code in (401, 403)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=make_user('api-reader', Role.ANNOTATOR)).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ensure_api_token(user=make_user('api-reader', Role.RESEARCHER)).key}")
     data = client.get(url).json()
     assert (data["language"], data["dataset"], data["scorer"], data["category"], data["subset"]) == (
         "en", "mini", "lexicon", "toxicity", "all")

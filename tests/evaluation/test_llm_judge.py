@@ -192,7 +192,7 @@ def test_unreachable_endpoint(db):
         ({"endpoint": "http://127.0.0.1:1/v1", "model": "m", "prompt_version": 99}, "has no version 99"),
         ({"endpoint": "http://127.0.0.1:1/v1", "model": "m", "categories": ["profanity"]}, "does not rate: profanity"),
         ({"endpoint": "http://127.0.0.1:1/v1", "model": "m", "max_concurrency": 0}, "max_concurrency must be"),
-        ({"path": "/no/such/dir"}, "does not exist"),
+        ({"path": "/no/such/dir"}, "outside the folders models may be loaded from"),
     ],
 )
 def test_bad_parameters_are_application_errors(db, params, message):

@@ -92,7 +92,8 @@ def test_packaged_smollm2_is_converted_once_and_writes_english():
     assert (spec.location, spec.use_chat_template) == ("package:smollm2-135m-instruct", True)
     directory = model_loading.packaged_model_dir("smollm2-135m-instruct")
     assert (directory / "model.safetensors").exists() and (directory / model_loading.SOURCE_MARKER).exists()
-    assert spec.fingerprint == fingerprint_for(spec)
+    # Registered without converting (a web request cannot afford that): "" until converted here.
+    assert spec.fingerprint in ("", fingerprint_for(spec)) and fingerprint_for(spec)
     generator = load_generator(spec)
     answer = generator.generate(
         [PromptInput("What is the capital of France? Answer in one word.", "en")],

@@ -154,9 +154,10 @@ def test_researcher_creates_a_job_with_the_form(researcher_client, dataset, tiny
 
 
 def test_a_registered_model_can_be_chosen(researcher_client, dataset, tiny_model_dir):
-    gone = ModelSpec.objects.create(name="gone", location="/models/gone", fingerprint="a" * 64)
+    gone_path = tiny_model_dir.parent / "gone"
+    gone = ModelSpec.objects.create(name="gone", location=str(gone_path), fingerprint="a" * 64)
     response = researcher_client.post(reverse("evaluation:job-create"), form_data(model=gone.pk, languages=["de"]))
-    assert response.context["form"].errors["model"] == ["gone: model path /models/gone does not exist"]
+    assert response.context["form"].errors["model"] == [f"gone: model path {gone_path.resolve()} does not exist"]
     assert EvaluationJob.objects.count() == 0
 
     spec = ModelSpec.objects.create(name="registered", location=str(tiny_model_dir))
@@ -245,7 +246,7 @@ def test_progress_json(researcher_client, dataset):
 
 
 def test_cancel(researcher_client, dataset):
-    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING)
+    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING, user=researcher_client.user)
     url = reverse("evaluation:job-cancel", args=[job.pk])
     assert researcher_client.get(url).status_code == 405
     response = researcher_client.post(url, follow=True)
@@ -261,10 +262,10 @@ def test_cancel(researcher_client, dataset):
 def test_cancel_needs_the_csrf_token(dataset):
     from django.test import Client
 
-    make_user("res2", Role.RESEARCHER)
+    owner = make_user("res2", Role.RESEARCHER)
     client = Client(enforce_csrf_checks=True)
     client.login(username="res2", password=PASSWORD)
-    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING)
+    job = make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING, user=owner)
     assert client.post(reverse("evaluation:job-cancel", args=[job.pk])).status_code == 403
     job.refresh_from_db()
     assert job.status == EvaluationJob.Status.RUNNING
@@ -300,7 +301,7 @@ def test_a_job_run_for_real_shows_on_its_page_and_the_leaderboard(researcher_cli
 @pytest.mark.parametrize("next_url, lands_on", [("/evaluation/jobs/?page=1", "/evaluation/jobs/?page=1"),
                                                 ("https://evil.example/", None), ("//evil.example/x", None)])
 def test_cancel_goes_back_only_to_a_page_of_this_site(researcher_client, dataset, next_url, lands_on):
-    job = make_job("m", "none", dataset, status=EvaluationJob.Status.RUNNING)
+    job = make_job("m", "none", dataset, status=EvaluationJob.Status.RUNNING, user=researcher_client.user)
     response = researcher_client.post(reverse("evaluation:job-cancel", args=[job.pk]), {"next": next_url})
     assert response.status_code == 302
     assert response["Location"] == (lands_on or reverse("evaluation:job-detail", args=[job.pk]))

@@ -1,3 +1,4 @@
+from toxplatform.accounts.permissions import can_read_leaderboards
 from toxplatform.accounts.selectors import user_roles
 
 
@@ -10,4 +11,5 @@ def roles(request):
         "is_annotator": "Annotator" in names,
         # Researcher pages (corpus, evaluation) are open to staff too; see accounts.permissions.
         "can_research": is_staff or "Researcher" in names,
+        "can_read_leaderboards": user is not None and can_read_leaderboards(user),
     }

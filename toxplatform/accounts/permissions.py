@@ -5,6 +5,7 @@ Staff and superusers pass every role check: they run the platform.
 """
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.mixins import AccessMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
@@ -68,3 +69,38 @@ class IsResearcher(permissions.BasePermission):
 
 # permission_classes of researcher-only API views: anonymous -> 401, without the role -> 403.
 RESEARCHER_API = [permissions.IsAuthenticated, IsResearcher]
+
+
+# --- leaderboards ---------------------------------------------------------------------------
+# They name models and methods: researchers' reading, not annotators' (who judge outputs
+# blind). An operator may open them to everyone, signed in or not (TOXPLATFORM_PUBLIC_LEADERBOARDS).
+
+
+def can_read_leaderboards(user) -> bool:
+    return settings.LEADERBOARDS_PUBLIC or has_any_role(user, (Role.RESEARCHER,))
+
+
+def leaderboard_access(view):
+    """Page decorator: anonymous users log in first (unless public), others need the role."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if can_read_leaderboards(request.user):
+            return view(request, *args, **kwargs)
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        raise PermissionDenied("Leaderboards are for researchers.")
+
+    return wrapper
+
+
+class CanReadLeaderboards(permissions.BasePermission):
+    message = "Leaderboards are for researchers."
+
+    def has_permission(self, request, view) -> bool:
+        return can_read_leaderboards(request.user)
+
+
+def is_owner_or_admin(user, owner_id) -> bool:
+    """Changing someone's work (cancelling a job): its owner, or staff."""
+    return bool(user.is_authenticated and (user.is_staff or user.is_superuser or owner_id == user.pk))

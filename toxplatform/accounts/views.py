@@ -6,6 +6,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_POST
 
 from toxplatform.accounts import selectors, services
+from toxplatform.accounts.forms import ThrottledAuthenticationForm
 from toxplatform.accounts.models import Role
 from toxplatform.accounts.permissions import has_any_role
 
@@ -25,6 +26,13 @@ def landing_url(user) -> str:
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+    form_class = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.throttled:
+            response.status_code = 429
+        return response
 
     def get_default_redirect_url(self):
         # Without ?next=, send each role to its own start page (an annotator must not land on a 403).
