@@ -11,8 +11,9 @@ __all__ = ["PASSWORD", "make_annotator", "make_jobs", "make_campaign", "HOSTILE"
 HOSTILE = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">=cmd|calc'
 
 
-def output_text(job_label: str, prompt) -> str:
-    return f"{job_label} output for {prompt.language_id}/{prompt.external_id}"
+def output_text(job_index: int, prompt) -> str:
+    # Never the job's model or method: the pages' blindness is tested against these names.
+    return f"continuation {job_index + 1} of {prompt.language_id}/{prompt.external_id}"
 
 
 def make_jobs(dataset=None, *, texts=None, samples: int = 1):
@@ -24,7 +25,7 @@ def make_jobs(dataset=None, *, texts=None, samples: int = 1):
         for index, job in enumerate(jobs):
             for sample in range(samples):
                 text = (texts or {}).get((prompt.language_id, prompt.external_id), (None, None))[index]
-                add_generation(job, prompt, text or output_text(job.detox_method, prompt),
+                add_generation(job, prompt, text or output_text(index, prompt),
                                score=0.2 + 0.3 * index, sample_index=sample)
     return dataset, jobs
 
