@@ -4,7 +4,14 @@
 (function () {
   "use strict";
   var root = document.getElementById("workspace");
-  if (!root) return;
+  if (!root) {
+    // Pages around the workspace (queue empty, day cap): only "undo last" applies.
+    var undoOnly = document.querySelector("[data-undo-form]");
+    if (undoOnly) document.addEventListener("keydown", function (event) {
+      if (event.key === "u" && !event.ctrlKey && !event.metaKey && !event.altKey) { event.preventDefault(); undoOnly.submit(); }
+    });
+    return;
+  }
   var answerForm = root.querySelector("[data-answer-form]");
   var skipForm = root.querySelector("[data-skip-form]");
   var undoForm = root.querySelector("[data-undo-form]");
@@ -58,8 +65,9 @@
   questions.forEach(function (question, index) {
     question.addEventListener("change", function () {
       question.classList.remove("needs-answer");
+      // On to the next question (an unanswered one first); the last one stays active.
       var next = firstUnanswered();
-      activate(next === -1 ? index : next);
+      activate(next !== -1 ? next : Math.min(index + 1, questions.length - 1));
     });
   });
   answerForm.addEventListener("submit", function (event) {
