@@ -68,3 +68,15 @@ class IsResearcher(permissions.BasePermission):
 
 # permission_classes of researcher-only API views: anonymous -> 401, without the role -> 403.
 RESEARCHER_API = [permissions.IsAuthenticated, IsResearcher]
+
+
+class IsAnnotator(permissions.BasePermission):
+    """API: an annotator's own queue (next item, answer, skip)."""
+
+    message = "This needs the Annotator role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_any_role(request.user, (Role.ANNOTATOR,))
+
+
+ANNOTATOR_API = [permissions.IsAuthenticated, IsAnnotator]
