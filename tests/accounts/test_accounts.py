@@ -37,11 +37,11 @@ def test_login_form_signs_in_and_goes_where_it_was_asked(client):
 
 @pytest.mark.parametrize(
     ("role", "landing"),
-    [("Researcher", "corpus:dataset-list"), ("Annotator", "accounts:profile")],
+    [("Researcher", "corpus:dataset-list"), ("Annotator", "annotations:index")],
 )
 def test_without_next_each_role_lands_on_its_own_start_page(client, role, landing):
-    # Annotators must not land on the researcher-only corpus (a 403). Until the annotation
-    # pages exist their start page is the profile.
+    # Annotators must not land on the researcher-only corpus (a 403): they start at their
+    # annotation work.
     make_user("someone", role)
     response = client.post(reverse("accounts:login"), {"username": "someone", "password": PASSWORD})
     assert response["Location"] == reverse(landing)
