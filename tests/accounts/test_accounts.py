@@ -132,9 +132,9 @@ def test_create_demo_users_is_idempotent(client, capsys):
     call_command("create_demo_users", "--password", "demo-password-1")
     output = capsys.readouterr().out
 
-    assert User.objects.count() == 3
+    assert User.objects.count() == 4
     assert dict(Token.objects.values_list("user__username", "key")) == first_tokens  # kept, not replaced
-    assert set(first_tokens) == {"researcher", "annotator", "admin"}
+    assert set(first_tokens) == {"researcher", "annotator", "annotator2", "admin"}
     for username, key in first_tokens.items():
         assert f"{username}" in output and key in output
 

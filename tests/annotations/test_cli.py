@@ -21,11 +21,17 @@ def test_create_campaign_from_the_command_line(jobs, capsys, tmp_path):
     printed = json.loads(capsys.readouterr().out)
     assert printed["items"] == {"ar": 2, "en": 2} and printed["annotators"] == ["ann"]
     assert Campaign.objects.get().instructions_for("ar") == "اقرأ بعناية"
+    pair[1].name = "detoxed"
+    pair[1].save()
+    arguments = ["--name", "Named", "--kind", "pairwise", "--jobs", str(pair[0].pk), "detoxed", "--languages", "de"]
+    call_command("create_campaign", *arguments, "--if-missing")
+    call_command("create_campaign", *arguments, "--if-missing")  # a second run changes nothing
+    assert Campaign.objects.filter(name="Named").get().items.count() == 1
 
 
 def test_bad_arguments_fail_clearly_and_create_nothing(jobs):
     _, pair = jobs
-    with pytest.raises(CommandError, match="Unknown jobs"):
+    with pytest.raises(CommandError, match="no finished job"):
         call_command("create_campaign", "--name", "x", "--kind", "pairwise", "--jobs", "999", "--languages", "en")
     with pytest.raises(CommandError, match="at least two finished jobs"):
         call_command("create_campaign", "--name", "x", "--kind", "pairwise", "--jobs", str(pair[0].pk), "--languages", "en")

@@ -8,7 +8,17 @@ from django.core.management.base import BaseCommand, CommandError
 from annotations import services
 from annotations.kinds import KINDS
 from annotations.models import Campaign
+from evaluation import selectors as evaluation_selectors
 from toxplatform.errors import ApplicationError
+
+
+def find_job(value: str):
+    """A job id, or a name (the newest finished job of that name), as compare_jobs takes them."""
+    jobs = evaluation_selectors.done_jobs()
+    found = jobs.filter(pk=int(value)).first() if value.isdigit() else jobs.filter(name=value).first()
+    if found is None:
+        raise CommandError(f"no finished job with id or name {value!r}")
+    return found
 
 
 class Command(BaseCommand):
@@ -17,7 +27,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
         parser.add_argument("--kind", required=True, choices=KINDS.names())
-        parser.add_argument("--jobs", nargs="+", required=True, type=int, help="finished job ids")
+        parser.add_argument("--jobs", nargs="+", required=True, help="finished jobs: ids or names")
         parser.add_argument("--languages", nargs="+", required=True)
         parser.add_argument("--categories", nargs="+", default=["toxicity"],
                             help="pairwise: one category; rating: every category rated (default: toxicity)")
@@ -35,6 +45,8 @@ class Command(BaseCommand):
         parser.add_argument("--annotators", nargs="*", default=[], help="usernames to enroll")
         parser.add_argument("--gold", type=Path, help="JSON file with gold items and their answers")
         parser.add_argument("--json", action="store_true", help="print the campaign as JSON")
+        parser.add_argument("--if-missing", action="store_true",
+                            help="do nothing when a campaign of this name exists (the demo runs again safely)")
 
     def _json_file(self, path: Path | None, expected: type):
         if path is None:
@@ -48,9 +60,14 @@ class Command(BaseCommand):
         return value
 
     def handle(self, *args, **o):
+        existing = Campaign.objects.filter(name=o["name"]).first() if o["if_missing"] else None
+        if existing is not None:
+            self.stdout.write(f"Campaign {existing.pk} \"{existing.name}\" exists already; nothing created.")
+            return
+        jobs = [find_job(value) for value in o["jobs"]]
         try:
             campaign = services.create_campaign(
-                name=o["name"], kind=o["kind"], jobs=o["jobs"], languages=o["languages"], categories=o["categories"],
+                name=o["name"], kind=o["kind"], jobs=jobs, languages=o["languages"], categories=o["categories"],
                 ask_fluency=o["ask_fluency"], items_per_language=o["items_per_language"], overlap=o["overlap"],
                 selection_mode=o["selection"], seed=o["seed"], instructions=o["instructions"],
                 instructions_by_language=self._json_file(o["instructions_json"], dict), blur_text=o["blur"],

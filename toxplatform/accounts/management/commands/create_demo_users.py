@@ -1,4 +1,5 @@
-"""Create (or reset) the three demo accounts and print their logins and API tokens."""
+"""Create (or reset) the demo accounts and print their logins and API tokens: a researcher,
+two annotators (two, so the demo's campaigns can show agreement) and an admin."""
 from django.core.management.base import BaseCommand, CommandError
 
 from toxplatform.accounts import services
@@ -10,11 +11,11 @@ DEMO_ANNOTATOR_LANGUAGES = ("en", "ar", "de", "hi")
 
 
 class Command(BaseCommand):
-    help = "Create the demo users researcher, annotator and admin (safe to run again)."
+    help = "Create the demo users researcher, annotator, annotator2 and admin (safe to run again)."
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--password", default="toxplatform-demo", help="password for all three (default: %(default)s)"
+            "--password", default="toxplatform-demo", help="password for all of them (default: %(default)s)"
         )
 
     def handle(self, *args, password: str, **options):
@@ -22,6 +23,7 @@ class Command(BaseCommand):
         accounts = [
             ("researcher", {"role": Role.RESEARCHER}),
             ("annotator", {"role": Role.ANNOTATOR, "languages": languages}),
+            ("annotator2", {"role": Role.ANNOTATOR, "languages": languages}),
             ("admin", {"superuser": True}),
         ]
         rows = []
@@ -37,4 +39,4 @@ class Command(BaseCommand):
         for username, role, token in rows:
             self.stdout.write(f"  {username:<11} {role:<11} API token {token}")
         if languages:
-            self.stdout.write(f"  annotator reads: {', '.join(languages)}")
+            self.stdout.write(f"  annotator and annotator2 read: {', '.join(languages)}")
