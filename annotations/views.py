@@ -54,11 +54,12 @@ def _own(request, pk: int) -> Assignment:
 
 @ANNOTATOR
 def work(request, pk: int):
-    """Hand out the next item (or the one already held) and show it."""
+    """Hand out the next item (or the one already held) and show it here: no redirect, one
+    request per item (a reload shows the same held item)."""
     campaign = _enrolled(request, pk)
     claim = services.next_assignment(campaign=campaign, annotator=request.user)
     if claim.assignment is not None:
-        return redirect("annotations:item", claim.assignment.pk)
+        return _render_item(request, claim.assignment)
     return render(request, "annotations/queue_empty.html", {
         "campaign": campaign, "reason": claim.reason, "progress": selectors.progress(campaign, request.user),
     })
