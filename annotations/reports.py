@@ -215,9 +215,10 @@ def _pairwise(campaign, questions, judgments, items):
     first = questions[0].name
     decisive = []
     for judgment in judgments:
+        item = items[judgment.assignment.item_id]
         answer = judgment.answer.get(first)
-        if answer in ("a", "b"):
-            swapped = judgment.order_shown[:1] == [items[judgment.assignment.item_id].generation_b_id]
+        if answer in ("a", "b") and not item.is_gold:
+            swapped = judgment.order_shown[:1] == [item.generation_b_id]
             chose_left = (answer == "a") != swapped
             decisive.append((judgment.assignment.annotator_id, chose_left))
     overall, per_annotator = rankings.position_bias(decisive, seed=campaign.seed)
@@ -253,3 +254,23 @@ def alpha_chart(report: CampaignReport):
 
 def position_rows(report: CampaignReport) -> list[dict]:
     return [{"name": report.usernames.get(row.who, str(row.who)), "rate": row} for row in report.position_annotators]
+
+
+REPORT_CACHE_SECONDS = 600
+
+
+def cached_campaign_report(campaign: Campaign) -> CampaignReport:
+    """campaign_report, kept while no judgment is added (judgments are only ever added: a count
+    and the newest id name the state). The bootstraps take a second or more on a big campaign."""
+    from django.core.cache import cache
+    from django.db.models import Count, Max
+
+    from annotations.models import Judgment
+
+    state = Judgment.objects.filter(assignment__item__campaign=campaign).aggregate(n=Count("id"), last=Max("id"))
+    key = f"annotations:report:{campaign.pk}:{state['n']}:{state['last']}"
+    report = cache.get(key)
+    if report is None:
+        report = campaign_report(campaign)
+        cache.set(key, report, REPORT_CACHE_SECONDS)
+    return report

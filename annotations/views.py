@@ -158,7 +158,7 @@ def campaign_create(request):
 @RESEARCHER
 def campaign_detail(request, pk: int):
     campaign = get_object_or_404(Campaign.objects.prefetch_related("jobs__model", "languages", "categories", "annotators"), pk=pk)
-    report = reports.campaign_report(campaign)
+    report = reports.cached_campaign_report(campaign)
     return render(request, "annotations/campaign_detail.html", {
         "campaign": campaign,
         "languages": selectors.language_progress(campaign),
