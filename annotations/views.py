@@ -56,10 +56,13 @@ def _own(request, pk: int) -> Assignment:
 def work(request, pk: int):
     """Hand out the next item (or the one already held) and show it here: no redirect, one
     request per item (a reload shows the same held item)."""
-    campaign = _enrolled(request, pk)
-    claim = services.next_assignment(campaign=campaign, annotator=request.user)
+    try:  # next_assignment checks the enrollment itself
+        claim = services.next_assignment(campaign=Campaign(pk=pk), annotator=request.user)
+    except services.NotFound:
+        raise Http404("No such campaign in your queue.") from None
     if claim.assignment is not None:
         return _render_item(request, claim.assignment)
+    campaign = _enrolled(request, pk)
     return render(request, "annotations/queue_empty.html", {
         "campaign": campaign, "reason": claim.reason, "progress": selectors.progress(campaign, request.user),
     })
