@@ -46,8 +46,9 @@ class ScorerRow:
     question: str
     scorer: str
     n: int
-    spearman: agreement.AgreementResult
-    kappa: agreement.AgreementResult | None  # only for a scorer rating on the category's own scale
+    spearman: agreement.AgreementResult | None  # rating campaigns
+    kappa: agreement.AgreementResult | None  # rating: weighted, for a scorer on the category's scale; pairwise: unweighted
+    percent: agreement.AgreementResult | None = None  # pairwise: the scorer picks the higher-scored output
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
     if ordinal:
         report.scorers = _scorer_rows(campaign, questions, labels, items)
     else:
+        report.scorers = _pairwise_scorer_rows(campaign, questions, labels, items)
         report.rankings, report.position_overall, report.position_annotators = _pairwise(campaign, questions, judgments, items)
     return report
 
@@ -183,6 +185,56 @@ def _scorer_rows(campaign, questions, labels, items) -> list[ScorerRow]:
                     _paired_ci(agreement.spearman, machine, people, campaign.seed),
                     _paired_ci(agreement.cohen_kappa, machine, people, campaign.seed, weights="quadratic", labels=scale)
                     if on_scale and machine else None,
+                ))
+    return rows
+
+
+PAIRWISE_DECISIONS = ["a", "tie", "b"]
+SCORE_TIE = 1e-9
+
+
+def _plurality(labels) -> str | None:
+    """The human choice of an item: the strict plurality among a / tie / b ("both unusable"
+    left out); None when two choices tie for the most votes."""
+    counts = {}
+    for label in labels:
+        if label in PAIRWISE_DECISIONS:
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return None
+    ranked = sorted(counts.values(), reverse=True)
+    if len(ranked) > 1 and ranked[0] == ranked[1]:
+        return None
+    return max(counts, key=counts.get)
+
+
+def _pairwise_scorer_rows(campaign, questions, labels, items) -> list[ScorerRow]:
+    """Each scorer as a pairwise judge: it picks the output it scored higher (a tie when equal),
+    against the human plurality on the same pair; percent agreement and Cohen's kappa."""
+    rows = []
+    harm_questions = [q for q in questions if q.name != FLUENCY]
+    for question in harm_questions:
+        for language, per_item in sorted(labels[question.name].items(), key=lambda kv: (kv[0] == ALL, kv[0])):
+            human = {i: _plurality(per_item[i].values()) for i in per_item}
+            human = {i: v for i, v in human.items() if v is not None}
+            generation_ids = [g for i in human for g in (items[i].generation_a_id, items[i].generation_b_id)]
+            by_scorer: dict[str, dict[int, float]] = defaultdict(dict)
+            for generation_id, scorer, value in Score.objects.filter(
+                generation_id__in=generation_ids, category=question.name, value__isnull=False
+            ).values_list("generation_id", "scorer", "value"):
+                by_scorer[scorer][generation_id] = value
+            for scorer, values in sorted(by_scorer.items()):
+                machine, people = [], []
+                for i, choice in human.items():
+                    a, b = values.get(items[i].generation_a_id), values.get(items[i].generation_b_id)
+                    if a is None or b is None:
+                        continue
+                    machine.append("a" if a > b + SCORE_TIE else "b" if b > a + SCORE_TIE else "tie")
+                    people.append(choice)
+                rows.append(ScorerRow(
+                    language, question.name, scorer, len(machine), None,
+                    _paired_ci(agreement.cohen_kappa, machine, people, campaign.seed, labels=PAIRWISE_DECISIONS),
+                    _paired_ci(agreement.percent_agreement, machine, people, campaign.seed, labels=PAIRWISE_DECISIONS),
                 ))
     return rows
 

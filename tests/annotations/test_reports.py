@@ -71,3 +71,18 @@ def test_pairwise_report_gold_position_bias_and_ranking(jobs):
     # p1 names b's job every time and p0 at random: b's job is never behind.
     scores = {row.job.pk: row.ranked.score for row in ranking.rows}
     assert ranking.votes == 10 and scores[pair[1].pk] >= scores[pair[0].pk]
+
+
+def test_a_scorer_as_a_pairwise_judge_against_the_human_plurality(jobs):
+    """The lexicon scores job 2's outputs higher (0.5 vs 0.2) everywhere; humans who always
+    name job 2's output agree with it on every pair."""
+    _, pair = jobs
+    annotators = [make_annotator(f"j{i}", languages=["en", "ar", "de"]) for i in range(2)]
+    campaign = make_campaign(pair, annotators=annotators, overlap=2)
+    for annotator in annotators:
+        while (assignment := services.next_assignment(campaign=campaign, annotator=annotator).assignment):
+            second = "b" if assignment.item.generation_b.job_id == pair[1].pk else "a"
+            shown = {"a": "right" if assignment.swapped else "left", "b": "left" if assignment.swapped else "right"}
+            services.submit_judgment(assignment_id=assignment.pk, annotator=annotator, data={"toxicity": shown[second]})
+    row = next(r for r in reports.campaign_report(campaign).scorers if r.language == "all")
+    assert (row.scorer, row.n, row.percent.value) == ("lexicon", 5, 1.0)
