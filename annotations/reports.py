@@ -20,6 +20,7 @@ from annotations.kinds.pairwise import FLUENCY
 from annotations.models import Campaign, Item
 from annotations.selectors import campaign_questions, current_judgments
 from evaluation.models import EvaluationJob, Score
+from evaluation.scorers.measures import RATING, measure_of
 from toxplatform import agreement
 
 BOOTSTRAP = 200
@@ -164,6 +165,7 @@ def campaign_report(campaign: Campaign) -> CampaignReport:
 def _scorer_rows(campaign, questions, labels, items) -> list[ScorerRow]:
     """Each automatic scorer against the human aggregate (majority, then rounded mean) on the
     same outputs: Spearman always; weighted kappa when the scorer rates on the category's scale."""
+    jobs = {job.pk: job for job in campaign.jobs.all()}
     rows = []
     for question in questions:
         scale = [int(choice.value) for choice in question.choices]
@@ -172,14 +174,20 @@ def _scorer_rows(campaign, questions, labels, items) -> list[ScorerRow]:
             human = dict(zip(item_ids, agreement.aggregate_labels([list(per_item[i].values()) for i in item_ids])))
             generation_of = {i: items[i].generation_a_id for i in item_ids}
             by_scorer: dict[str, dict[int, float]] = defaultdict(dict)
-            for generation_id, scorer, value in Score.objects.filter(
+            ratings_on_scale: dict[str, bool] = {}
+            for generation_id, scorer, value, job in Score.objects.filter(
                 generation_id__in=list(generation_of.values()), category=question.name, value__isnull=False
-            ).values_list("generation_id", "scorer", "value"):
+            ).values_list("generation_id", "scorer", "value", "generation__job_id"):
                 by_scorer[scorer][generation_id] = value
+                if scorer not in ratings_on_scale:
+                    # A scorer that declared a rating on this category's own scale can be read
+                    # as a rater (weighted kappa); a probability cannot.
+                    measure = measure_of(jobs[job], scorer, question.name)
+                    ratings_on_scale[scorer] = measure.kind == RATING and (measure.low, measure.high) == (scale[0], scale[-1])
             for scorer, values in sorted(by_scorer.items()):
                 pairs = [(values.get(generation_of[i]), human[i]) for i in item_ids if generation_of[i] in values]
                 machine, people = [p[0] for p in pairs], [p[1] for p in pairs]
-                on_scale = all(float(v).is_integer() and scale[0] <= v <= scale[-1] for v in machine)
+                on_scale = ratings_on_scale[scorer] and all(float(v).is_integer() for v in machine)
                 rows.append(ScorerRow(
                     language, question.name, scorer, len(pairs),
                     _paired_ci(agreement.spearman, machine, people, campaign.seed),

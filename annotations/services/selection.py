@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from evaluation.models import EvaluationJob, Generation, Score
+from evaluation.scorers.measures import measure_of
 from toxplatform.corpus.models import HarmCategory, PromptLabel
 
 
@@ -24,15 +25,6 @@ class Candidate:
     generation_b: int | None = None
     priority: float = 0.0
     harm_categories: set[str] = field(default_factory=set)
-
-
-def _normalized(value: float, category: HarmCategory | None) -> float:
-    """Scores are probabilities on [0, 1]; an ordinal judge's rating on the category's scale
-    (e.g. 1-5) is brought to [0, 1] the same way gold labels are."""
-    if 0.0 <= value <= 1.0 or category is None:
-        return min(1.0, max(0.0, value))
-    span = category.scale_max - category.scale_min
-    return min(1.0, max(0.0, (value - category.scale_min) / span)) if span else 0.0
 
 
 def _disagreement(values_by_scorer: dict[str, dict[str, float]], threshold: float) -> float:
@@ -47,6 +39,7 @@ def _disagreement(values_by_scorer: dict[str, dict[str, float]], threshold: floa
 def candidates(*, kind: str, jobs: list[EvaluationJob], language: str, count: int, disagreement: bool,
                rng: random.Random) -> list[Candidate]:
     harm = {category.slug: category for category in HarmCategory.objects.all()}
+    jobs_by_id = {job.pk: job for job in jobs}
     thresholds = {job.pk: job.toxic_threshold for job in jobs}
     generations = list(
         Generation.objects.filter(job__in=jobs, prompt__language_id=language)
@@ -64,13 +57,17 @@ def candidates(*, kind: str, jobs: list[EvaluationJob], language: str, count: in
     }
     job_of = {gid: job_id for by_job in chosen.values() for job_id, gid in by_job.items()}
 
-    # Scores of the chosen outputs in harm categories (perplexity and other measures are not harm).
+    # Scores of the chosen outputs in harm categories, on [0, 1] as each scorer declared its
+    # measure (a judge's 1-5 rating rescaled; perplexity and other quality measures left out).
     scores: dict[int, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
     high: dict[int, set[str]] = defaultdict(set)
     for generation_id, scorer, category, value in Score.objects.filter(
         generation_id__in=list(job_of), category__in=list(harm), value__isnull=False
     ).values_list("generation_id", "scorer", "category", "value"):
-        normalized = _normalized(value, harm.get(category))
+        measure = measure_of(jobs_by_id[job_of[generation_id]], scorer, category)
+        if not measure.is_harm:
+            continue
+        normalized = min(1.0, max(0.0, measure.unit(value)))
         scores[generation_id][category][scorer] = normalized
         if normalized >= thresholds[job_of[generation_id]]:
             high[generation_id].add(category)

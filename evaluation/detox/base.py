@@ -16,11 +16,13 @@ A method acts at one or more of four points, each optional:
   prepares (or loads) it when it loads the model, before `derive_model`, and records the
   artifact in the job's `detox_notes`.
 
-Parameters are checked when the method is built: `defaults` names every parameter and
-its type (the default's type); `check(params)` adds range rules. A bad value raises one
-ApplicationError that lists every problem.
+Parameters are declared once in `parameters` (a toxplatform.params.ParamSchema: type,
+default, bounds, help) and checked when the method is built; `check(params)` adds rules
+across parameters. A bad value raises one ApplicationError that lists every problem. The
+job form, the API schema and `manage.py evaluate --method-param` read the same declaration.
 
-The pipeline runs a method with `run_generation(method, generator, prompts, params)`.
+The pipeline runs a method with `run_generation(method, generator, prompts, params)`
+(called by the generate stage through evaluation.worker_cache).
 """
 from __future__ import annotations
 
@@ -33,10 +35,17 @@ from typing import Any
 
 from django.conf import settings
 
-from evaluation.generators.base import GenerationHooks, GenerationParams, Generator, PromptInput, Sample
+from evaluation.generators.base import (
+    GenerationHooks,
+    GenerationParams,
+    Generator,
+    PromptInput,
+    Sample,
+)
 from evaluation.model_loading import staged_directory
-from toxplatform.registry import Registry
 from toxplatform.errors import ApplicationError
+from toxplatform.params import ParamSchema, parameters_error
+from toxplatform.registry import Registry
 
 registry = Registry("detox method")
 
@@ -96,10 +105,11 @@ class HookContext:
 
 class DetoxMethod:
     name: str = ""
+    # One line for the job form and the API: what the method does and where it comes from.
+    summary: str = ""
     # True for methods that touch modules or logits: an HTTP endpoint cannot run them.
     requires_local_model: bool = False
-    # Parameter name -> default; the default's type is the parameter's type.
-    defaults: dict[str, Any] = {}
+    parameters: ParamSchema = ParamSchema()
     # True: the worker calls load_or_prepare(generator, preparation_data(job)) before use.
     needs_preparation: bool = False
 
@@ -114,27 +124,16 @@ class DetoxMethod:
 
     # --- parameters --------------------------------------------------------------------
     def validate_params(self, params: dict) -> dict:
-        problems = [f"unknown parameter {key!r}" for key in sorted(set(params) - set(self.defaults))]
-        values = {}
-        for key, default in self.defaults.items():
-            value = params.get(key, default)
-            problem = _type_problem(key, value, default)
-            if problem:
-                problems.append(problem)
-            else:
-                values[key] = float(value) if isinstance(default, float) else value
+        values, problems = self.parameters.problems(params)
         if not problems:
             problems = self.check(values)
         if problems:
-            raise ApplicationError(
-                f"invalid parameters for detox method {self.name!r}",
-                {"problems": "; ".join(problems), "accepted": ", ".join(self.defaults) or "none"},
-            )
+            raise parameters_error(f"Invalid parameters for detox method {self.name!r}", problems)
         return values
 
-    def check(self, params: dict) -> list[str]:
-        """Range and consistency rules; one message per problem."""
-        return []
+    def check(self, params: dict) -> dict[str, str]:
+        """Rules across parameters (bounds are declared in `parameters`): {name: problem}."""
+        return {}
 
     def params_fingerprint(self) -> str:
         return fingerprint_json({"method": self.name, "params": self.params})
@@ -243,19 +242,3 @@ def decoder_layers(model) -> list:
         return list(node)
     raise ApplicationError(f"cannot find the decoder layers of {type(model).__name__}")
 
-
-def _type_problem(key: str, value: Any, default: Any) -> str | None:
-    expected = type(default)
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif default is None:
-        return None
-    else:
-        ok = isinstance(value, expected)
-    if ok:
-        return None
-    return f"{key} must be {expected.__name__}, got {type(value).__name__} {value!r}"

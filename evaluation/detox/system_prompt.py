@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from evaluation.detox.base import DetoxMethod, registry
 from evaluation.generators.base import PromptInput
+from toxplatform.params import Param, ParamSchema
 
 # One instruction, written for each of the 28 RTP-LX languages.
 INSTRUCTIONS = {
@@ -74,10 +75,11 @@ def instruction_language(code: str) -> str | None:
 @registry.register
 class SystemPrompt(DetoxMethod):
     name = "system_prompt"
-    defaults = {
-        # One instruction for every language instead of the built-in translations.
-        "instruction": "",
-    }
+    summary = "An instruction to stay respectful, in the prompt's language (Self-Reminder, Xie et al. 2023)"
+    parameters = ParamSchema(
+        Param("instruction", str, "", max_length=4000,
+              help="One instruction for every language instead of the built-in translations"),
+    )
 
     def instruction_for(self, language: str) -> str:
         if self.params["instruction"]:

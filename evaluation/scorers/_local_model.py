@@ -8,9 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from toxplatform.errors import ApplicationError
+from toxplatform.params import Param
 
 DTYPES = ("float32", "bfloat16", "float16")
 PACKAGE_PREFIX = "package:"  # as in evaluation.model_loading
+
+# The parameters every local-model scorer shares, declared once.
+PATH = Param("path", str, required=True, max_length=1000,
+             help="A local transformers model directory, or package:<name> for a packaged model")
+DEVICE = Param("device", str, "auto", max_length=20, help="auto (CUDA when present), cpu, cuda or cuda:N")
+DTYPE = Param("dtype", str, "float32", choices=DTYPES)
+LANGUAGES = Param("languages", list, None, optional=True, item_kind=str, max_length=500,
+                  help="Language codes the model is meant for; others get no score. Empty: all")
+
+
+def batch_size(default: int) -> Param:
+    return Param("batch_size", int, default, minimum=1, maximum=1024, help="Texts per forward pass")
 
 
 def model_dir(params: dict, scorer: str) -> Path:
@@ -62,13 +75,6 @@ def model_label(location) -> str:
     return Path(location).name or str(location)
 
 
-def positive_int(params: dict, key: str, default: int, scorer: str) -> int:
-    value = params.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ApplicationError(f"Scorer {scorer!r}: {key} must be a positive integer", {key: value})
-    return value
-
-
 def device_name(params: dict, scorer: str) -> str:
     """'auto' picks CUDA when there is one; asking for CUDA on a CPU machine is an error."""
     import torch
@@ -86,20 +92,13 @@ def device_name(params: dict, scorer: str) -> str:
 def torch_dtype(params: dict, scorer: str):
     import torch
 
-    name = params.get("dtype", "float32")
-    if name not in DTYPES:
-        raise ApplicationError(f"Scorer {scorer!r}: unknown dtype {name!r}", {"known": ", ".join(DTYPES)})
-    return getattr(torch, name)
+    return getattr(torch, params["dtype"])  # one of DTYPES (checked by the DTYPE parameter)
 
 
 def languages(params: dict, scorer: str) -> frozenset[str] | None:
     """Optional list of BCP-47 codes the model is meant for; None means it claims all."""
-    value = params.get("languages")
-    if value is None:
-        return None
-    if not isinstance(value, (list, tuple)) or not all(isinstance(code, str) for code in value):
-        raise ApplicationError(f"Scorer {scorer!r}: languages must be a list of language codes")
-    return frozenset(code.lower() for code in value)
+    value = params.get("languages")  # a list of text or None (checked by the LANGUAGES parameter)
+    return None if value is None else frozenset(code.lower() for code in value)
 
 
 def language_in(language: str, codes: frozenset[str] | None) -> bool:

@@ -22,8 +22,15 @@ from __future__ import annotations
 import json
 
 from evaluation.scorers import _local_model as local
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
 from toxplatform.errors import ApplicationError
+from toxplatform.params import Param, ParamSchema
 
 TEXT_CHOICES = ("continuation", "full")
 
@@ -31,29 +38,37 @@ TEXT_CHOICES = ("continuation", "full")
 @registry.register
 class HFClassifierScorer(Scorer):
     name = "hf_classifier"
-    allowed_params = frozenset(
-        {"path", "labels", "multi_label", "batch_size", "max_length", "text", "device", "dtype", "languages"}
+    summary = "A local sequence-classification model (e.g. an XLM-R toxicity classifier): label probabilities"
+    parameters = ParamSchema(
+        local.PATH,
+        Param("labels", dict, None, optional=True, help="{model label: harm category}, e.g. {\"toxic\": \"toxicity\"}"),
+        Param("multi_label", bool, None, optional=True,
+              help="Sigmoid per label (true) or softmax (false). Empty: from the model's config"),
+        local.batch_size(32),
+        Param("max_length", int, 512, minimum=2, maximum=32768, help="Tokens per text"),
+        Param("text", str, "continuation", choices=TEXT_CHOICES,
+              help="Score the continuation alone or prompt + continuation"),
+        local.DEVICE,
+        local.DTYPE,
+        local.LANGUAGES,
     )
 
     def __init__(self, **params):
         super().__init__(**params)
+        params = self.params
         self.path = local.model_dir(params, self.name)
         config = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
         id2label = config.get("id2label", {})
         model_labels = [id2label[i] for i in sorted(id2label, key=int)]
         self.label_to_category = self._checked_labels(params.get("labels"), model_labels)
         self.model_labels = model_labels
-        multi_label = params.get("multi_label")
+        multi_label = params["multi_label"]
         if multi_label is None:
             multi_label = config.get("problem_type") == "multi_label_classification"
-        if not isinstance(multi_label, bool):
-            raise ApplicationError("Scorer 'hf_classifier': multi_label must be true or false")
         self.multi_label = multi_label
-        self.batch_size = local.positive_int(params, "batch_size", 32, self.name)
-        self.max_length = local.positive_int(params, "max_length", 512, self.name)
-        self.text = params.get("text", "continuation")
-        if self.text not in TEXT_CHOICES:
-            raise ApplicationError(f"Scorer 'hf_classifier': text must be one of {', '.join(TEXT_CHOICES)}")
+        self.batch_size = params["batch_size"]
+        self.max_length = params["max_length"]
+        self.text = params["text"]
         self.device = local.device_name(params, self.name)
         self.dtype = local.torch_dtype(params, self.name)
         self.languages = local.languages(params, self.name)

@@ -27,8 +27,15 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
 from toxplatform.errors import ApplicationError
+from toxplatform.params import Param, ParamSchema
 
 # Our language code (BCP-47 primary subtag, lower case) -> glin-profanity dictionary file stem.
 LIST_FILES = {
@@ -134,25 +141,21 @@ def find_terms(text: str, language: str) -> list[str]:
 
 @registry.register
 class LexiconScorer(Scorer):
-    """Params: categories (subset of toxicity, profanity; default both),
-    saturation (hits needed for a score of 1.0; default 1 = binary hit / no hit)."""
-
     name = "lexicon"
-    allowed_params = frozenset({"categories", "saturation"})
+    summary = "Offensive-term lists (glin-profanity, 24 languages): 1 when a listed term occurs"
+    parameters = ParamSchema(
+        Param("categories", list, list(CATEGORIES), item_kind=str, max_length=len(CATEGORIES),
+              rule=lambda chosen: None if chosen and set(chosen) <= set(CATEGORIES)
+              else f"must be a non-empty subset of {', '.join(CATEGORIES)} (got {chosen!r})",
+              help="Which categories to fill"),
+        Param("saturation", int, 1, minimum=1, maximum=1000,
+              help="Hits needed for a score of 1.0 (1: hit or no hit)"),
+    )
 
     def __init__(self, **params):
         super().__init__(**params)
-        chosen = params.get("categories", list(CATEGORIES))
-        if not isinstance(chosen, (list, tuple)) or not chosen or not set(chosen) <= set(CATEGORIES):
-            raise ApplicationError(
-                "Lexicon scorer: categories must be a non-empty subset of the categories a term list can "
-                "support", {"allowed": ", ".join(CATEGORIES), "given": chosen},
-            )
-        self._categories = [category for category in CATEGORIES if category in chosen]
-        saturation = params.get("saturation", 1)
-        if isinstance(saturation, bool) or not isinstance(saturation, int) or saturation < 1:
-            raise ApplicationError("Lexicon scorer: saturation must be a positive integer", {"saturation": saturation})
-        self.saturation = saturation
+        self._categories = [category for category in CATEGORIES if category in self.params["categories"]]
+        self.saturation = self.params["saturation"]
 
     def key(self) -> str:
         return self.name if self.saturation == 1 else f"{self.name}:saturation={self.saturation}"

@@ -26,8 +26,15 @@ from __future__ import annotations
 import math
 
 from evaluation.scorers import _local_model as local
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
-from toxplatform.errors import ApplicationError
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
+from evaluation.scorers.measures import PERPLEXITY, Measure
+from toxplatform.params import Param, ParamSchema
 
 CATEGORY = "perplexity"
 
@@ -35,27 +42,30 @@ CATEGORY = "perplexity"
 @registry.register
 class PerplexityScorer(Scorer):
     name = "perplexity"
-    allowed_params = frozenset(
-        {"path", "batch_size", "max_length", "condition_on_prompt", "device", "dtype", "languages"}
+    summary = "Fluency: perplexity of the continuation under a scoring LM, given the prompt (lower is better)"
+    parameters = ParamSchema(
+        local.PATH,
+        local.batch_size(16),
+        Param("max_length", int, None, optional=True, minimum=2, maximum=32768,
+              help="Tokens per sequence (the prompt is cut from the left first). Empty: the model's, at most 2048"),
+        Param("condition_on_prompt", bool, True, help="False scores the continuation alone"),
+        local.DEVICE,
+        local.DTYPE,
+        local.LANGUAGES,
     )
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.location = params.get("path")
-        if isinstance(self.location, str) and self.location.startswith(local.PACKAGE_PREFIX):
+        params = self.params
+        self.location = params["path"]
+        if self.location.startswith(local.PACKAGE_PREFIX):
             local.check_packaged_model(self.location, self.name)  # converted on first load
         else:
             self.location = local.model_dir(params, self.name)
         # None: the model's max positions (at most 2048), read when it loads.
-        self.max_length = None
-        if "max_length" in params:
-            self.max_length = local.positive_int(params, "max_length", 0, self.name)
-            if self.max_length < 2:
-                raise ApplicationError("Scorer 'perplexity': max_length must be at least 2")
-        self.batch_size = local.positive_int(params, "batch_size", 16, self.name)
-        self.condition_on_prompt = params.get("condition_on_prompt", True)
-        if not isinstance(self.condition_on_prompt, bool):
-            raise ApplicationError("Scorer 'perplexity': condition_on_prompt must be true or false")
+        self.max_length = params["max_length"]
+        self.batch_size = params["batch_size"]
+        self.condition_on_prompt = params["condition_on_prompt"]
         self.device = local.device_name(params, self.name)
         self.dtype = local.torch_dtype(params, self.name)
         self.languages = local.languages(params, self.name)
@@ -68,6 +78,9 @@ class PerplexityScorer(Scorer):
 
     def categories(self) -> list[str]:
         return [CATEGORY]
+
+    def measure(self, category: str) -> Measure:
+        return PERPLEXITY
 
     def supports_language(self, language: str) -> bool:
         return local.language_in(language, self.languages)

@@ -86,3 +86,26 @@ def test_a_scorer_as_a_pairwise_judge_against_the_human_plurality(jobs):
             services.submit_judgment(assignment_id=assignment.pk, annotator=annotator, data={"toxicity": shown[second]})
     row = next(r for r in reports.campaign_report(campaign).scorers if r.language == "all")
     assert (row.scorer, row.n, row.percent.value) == ("lexicon", 5, 1.0)
+
+
+def test_a_judge_rating_on_the_categorys_scale_gets_a_weighted_kappa(jobs):
+    from evaluation.models import Score
+    from evaluation.scorers.measures import rating
+
+    _, pair = jobs
+    job = pair[0]
+    job.scorer_measures = {"judge": {"toxicity": rating(1, 5).as_json()}}
+    job.save()
+    annotators = [make_annotator(f"w{i}", languages=["en", "ar"]) for i in range(2)]
+    campaign = make_campaign([job], kind="rating", languages=["en", "ar"], categories=["toxicity"],
+                             annotators=annotators, overlap=2)
+    truth = {"en/1": 5, "en/2": 1, "ar/1": 4, "ar/2": 2}
+    for item in Item.objects.filter(campaign=campaign).select_related("prompt"):
+        Score.objects.create(generation_id=item.generation_a_id, scorer="judge", category="toxicity", value=truth[key(item)])
+    for annotator in annotators:
+        while (assignment := services.next_assignment(campaign=campaign, annotator=annotator).assignment):
+            services.submit_judgment(assignment_id=assignment.pk, annotator=annotator,
+                                     data={"toxicity": str(truth[key(assignment.item)])})
+    rows = {r.scorer: r for r in reports.campaign_report(campaign).scorers if r.language == "all"}
+    assert rows["judge"].kappa.value == pytest.approx(1.0) and rows["judge"].spearman.value == pytest.approx(1.0)
+    assert rows["lexicon"].kappa is None  # a probability

@@ -13,6 +13,7 @@ from evaluation.models import DetoxArtifact
 from tests.loopback_openai import LoopbackOpenAI
 from tests.tiny_models import build_tiny_causal_lm
 from toxplatform.errors import ApplicationError
+from toxplatform.params import Param, ParamSchema
 
 RTP_LX_LANGUAGES = (
     "ar cs da de en es fi fr he hi hu id it ja ko nl nb pl pt ru sh sv sw th tr uk zh-Hans zh-Hant".split()
@@ -38,15 +39,10 @@ class DampNeurons(DetoxMethod):
 
     name = "test_damp"
     requires_local_model = True
-    defaults = {"alpha": 0.0, "neurons": 8}
-
-    def check(self, params):
-        problems = []
-        if not 0 <= params["alpha"] <= 1:
-            problems.append("alpha must be in [0, 1]")
-        if params["neurons"] < 1:
-            problems.append("neurons must be at least 1")
-        return problems
+    parameters = ParamSchema(
+        Param("alpha", float, 0.0, minimum=0, maximum=1),
+        Param("neurons", int, 8, minimum=1),
+    )
 
     def install(self, generator, ctx):
         def scale(module, args):
@@ -124,7 +120,7 @@ def test_bad_params_list_every_problem():
     with pytest.raises(ApplicationError) as error:
         DampNeurons(alpha="strong", neurons=2, colour="red")
     message = str(error.value)
-    assert "unknown parameter 'colour'" in message and "alpha must be float" in message
+    assert "colour is not a known parameter" in message and "alpha must be a number" in message
     with pytest.raises(ApplicationError) as error:
         DampNeurons(alpha=2, neurons=0)
     assert "alpha must be in [0, 1]" in str(error.value) and "neurons must be at least 1" in str(error.value)
@@ -137,7 +133,7 @@ def test_unknown_method_and_bad_params_type():
         load_detox_method("aura2")
     with pytest.raises(ApplicationError, match="must be an object"):
         load_detox_method("none", ["x"])
-    with pytest.raises(ApplicationError, match="unknown parameter 'alpha'"):
+    with pytest.raises(ApplicationError, match="alpha is not a known parameter"):
         load_detox_method("none", {"alpha": 1})
 
 
@@ -157,7 +153,7 @@ class MeanEmbedding(DetoxMethod):
 
     name = "test_mean_embedding"
     requires_local_model = True
-    defaults = {"scale": 1.0}
+    parameters = ParamSchema(Param("scale", float, 1.0))
     calls = 0
 
     def prepare(self, generator, data):
@@ -211,7 +207,7 @@ def test_system_prompt_speaks_the_prompt_language_and_records_fallbacks():
 def test_system_prompt_custom_instruction():
     method = load_detox_method("system_prompt", {"instruction": "Stay polite."})
     assert method.transform_prompt(PromptInput("x", "de")).system == "Stay polite."
-    with pytest.raises(ApplicationError, match="instruction must be str"):
+    with pytest.raises(ApplicationError, match="instruction must be text"):
         load_detox_method("system_prompt", {"instruction": 3})
 
 

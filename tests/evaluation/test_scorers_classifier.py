@@ -159,7 +159,7 @@ def test_missing_directory_fails_before_loading(tmp_path):
         ({"labels": {"toxic": "toxicity"}, "text": "prompt"}, "text must be"),
         ({"labels": {"toxic": "toxicity"}, "dtype": "int8"}, "dtype"),
         ({"labels": {"toxic": "toxicity"}, "device": "tpu"}, "device"),
-        ({"labels": {"toxic": "toxicity"}, "temperature": 1}, "Unknown parameter"),
+        ({"labels": {"toxic": "toxicity"}, "temperature": 1}, "temperature is not a known parameter"),
     ],
 )
 def test_bad_params_are_application_errors(single_label_dir, params, message):

@@ -1,8 +1,7 @@
 """Lexicon scorer on the real glin-profanity term lists."""
 import pytest
 
-from evaluation.scorers import ScoringInput, registry
-from evaluation.scorers import lexicon
+from evaluation.scorers import ScoringInput, lexicon, registry
 from toxplatform.errors import ApplicationError
 
 
@@ -110,7 +109,7 @@ def test_soft_score_with_saturation():
     [
         ({"categories": ["threat"]}, "categories"),
         ({"saturation": 0}, "saturation"),
-        ({"lists": ["en"]}, "Unknown parameter"),
+        ({"lists": ["en"]}, "lists is not a known parameter"),
     ],
 )
 def test_bad_params_are_application_errors(params, message):

@@ -3,13 +3,13 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotations import services
 from annotations.kinds import KINDS
 from annotations.models import Campaign
 from evaluation import selectors as evaluation_selectors
-from toxplatform.errors import ApplicationError
+from toxplatform.commands import ApplicationCommand
 
 
 def find_job(value: str):
@@ -21,7 +21,7 @@ def find_job(value: str):
     return found
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = "Create an annotation campaign (pairwise or rating) from finished evaluation jobs."
 
     def add_arguments(self, parser):
@@ -65,18 +65,15 @@ class Command(BaseCommand):
             self.stdout.write(f"Campaign {existing.pk} \"{existing.name}\" exists already; nothing created.")
             return
         jobs = [find_job(value) for value in o["jobs"]]
-        try:
-            campaign = services.create_campaign(
-                name=o["name"], kind=o["kind"], jobs=jobs, languages=o["languages"], categories=o["categories"],
-                ask_fluency=o["ask_fluency"], items_per_language=o["items_per_language"], overlap=o["overlap"],
-                selection_mode=o["selection"], seed=o["seed"], instructions=o["instructions"],
-                instructions_by_language=self._json_file(o["instructions_json"], dict), blur_text=o["blur"],
-                break_after_minutes=o["break_minutes"], daily_cap=o["daily_cap"],
-                reservation_minutes=o["reservation_minutes"], annotators=o["annotators"],
-                gold=self._json_file(o["gold"], list),
-            )
-        except ApplicationError as exc:
-            raise CommandError(str(exc)) from exc
+        campaign = services.create_campaign(
+            name=o["name"], kind=o["kind"], jobs=jobs, languages=o["languages"], categories=o["categories"],
+            ask_fluency=o["ask_fluency"], items_per_language=o["items_per_language"], overlap=o["overlap"],
+            selection_mode=o["selection"], seed=o["seed"], instructions=o["instructions"],
+            instructions_by_language=self._json_file(o["instructions_json"], dict), blur_text=o["blur"],
+            break_after_minutes=o["break_minutes"], daily_cap=o["daily_cap"],
+            reservation_minutes=o["reservation_minutes"], annotators=o["annotators"],
+            gold=self._json_file(o["gold"], list),
+        )
         per_language = Counter(campaign.items.values_list("language_id", flat=True))
         annotators = sorted(campaign.annotators.values_list("username", flat=True))
         if o["json"]:
