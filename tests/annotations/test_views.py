@@ -241,6 +241,9 @@ def test_not_enrolled_annotators_and_researchers_cannot_work(client, world):
     assert client.get(url(world, "annotations:item", "assignment")).status_code == 404
     login(client, world["researcher"])
     assert client.get(url(world, "annotations:work", "campaign")).status_code == 403
+    assert client.get(reverse("annotations:preferences")).status_code == 403
+    for name, arg in ANNOTATOR_POSTS:
+        assert client.post(url(world, name, arg), {"toxicity": "left", "reason": "other"}).status_code == 403, name
     assert client.get(url(world, "annotations:item", "assignment")).status_code == 403
     assert client.get(url(world, "annotations:campaign-detail", "campaign")).status_code == 200
 
