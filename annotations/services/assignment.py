@@ -94,11 +94,13 @@ def eligible_items(campaign: Campaign, annotator, profile: AnnotatorProfile | No
 
 
 def _has_room(item: Item, campaign: Campaign, annotator, now: datetime) -> bool:
-    if Assignment.objects.filter(item=item, annotator=annotator).exists():
-        return False
-    done = Assignment.objects.filter(item=item, state=Assignment.State.DONE).count()
-    held = Assignment.objects.filter(item=item, state=Assignment.State.RESERVED, expires_at__gt=now).count()
-    return done + held < campaign.overlap
+    """Exact, with the item's row locked: not seen by this annotator, done + live < overlap."""
+    counts = Assignment.objects.filter(item=item).aggregate(
+        mine=Count("id", filter=Q(annotator=annotator)),
+        done=Count("id", filter=Q(state=Assignment.State.DONE)),
+        held=Count("id", filter=Q(state=Assignment.State.RESERVED, expires_at__gt=now)),
+    )
+    return not counts["mine"] and counts["done"] + counts["held"] < campaign.overlap
 
 
 def enrolled_campaign(campaign_id: int, annotator) -> Campaign:
@@ -117,8 +119,9 @@ def next_assignment(*, campaign: Campaign, annotator, now: datetime | None = Non
     with transaction.atomic():
         _serialize_on_sqlite(campaign.pk)
         # One claim per annotator at a time (row lock): the day cap and "one live item" hold.
-        profile, _ = AnnotatorProfile.objects.get_or_create(user=annotator)
-        profile = AnnotatorProfile.objects.select_for_update().get(pk=profile.pk)
+        profile = AnnotatorProfile.objects.select_for_update().filter(user=annotator).first()
+        if profile is None:  # a user made without a profile (no languages: nothing to hand out)
+            profile, _ = AnnotatorProfile.objects.get_or_create(user=annotator)
         current = (
             Assignment.objects.filter(item__campaign=campaign, annotator=annotator, state=Assignment.State.RESERVED,
                                       expires_at__gt=now)
