@@ -14,7 +14,6 @@ from annotations.services.assignment import (
     submit_judgment,
     undo_last,
 )
-from toxplatform.errors import ApplicationError
 from annotations.services.campaigns import create_campaign, enroll, set_status, unenroll
 
 __all__ = [

@@ -11,8 +11,10 @@ Rules (each enforced where it can be checked exactly):
 - A claim locks the annotator's profile row first: two tabs of one person are served one
   after the other, so the day cap holds.
 
-PostgreSQL: candidates are locked with SELECT ... FOR UPDATE SKIP LOCKED (annotators never
-wait for each other's items) and rechecked with fresh counts once locked. SQLite has neither
+PostgreSQL: candidates are locked with SELECT ... FOR UPDATE SKIP LOCKED (annotators do not
+wait for each other's items) and rechecked with fresh counts once locked; only when every
+candidate is locked at that instant does a claim wait for the first one (else "nothing left"
+would be reported while items still have room). SQLite has neither
 row locks nor SKIP LOCKED: every claim and submit starts with a write to the campaign row, which
 takes SQLite's database write lock at once (BEGIN IMMEDIATE in effect), so they run one at a
 time and the same rechecks are exact.
@@ -134,14 +136,20 @@ def next_assignment(*, campaign: Campaign, annotator, now: datetime | None = Non
                 return Claim(None, "cap")
         tried: list[int] = []
         for _ in range(CLAIM_ATTEMPTS):
-            locked = (
-                eligible_items(campaign, annotator, profile, now).exclude(pk__in=tried)
-                .order_by("-priority", "id").select_for_update(skip_locked=True, of=("self",))[:1]
-            )
-            item = next(iter(locked), None)
+            # Each try in a savepoint: a candidate that fails the recheck is unlocked again at
+            # once, so a claim never holds one item while it waits for another (no deadlock).
+            savepoint = transaction.savepoint()
+            candidates = eligible_items(campaign, annotator, profile, now).exclude(pk__in=tried).order_by("-priority", "id")
+            item = next(iter(candidates.select_for_update(skip_locked=True, of=("self",))[:1]), None)
             if item is None:
+                # Every candidate is locked this instant (being claimed or answered by someone
+                # else): wait for the first instead of reporting an empty queue that is not.
+                item = next(iter(candidates.select_for_update(of=("self",))[:1]), None)
+            if item is None:
+                transaction.savepoint_commit(savepoint)
                 return Claim(None, "empty")
             if not _has_room(item, campaign, annotator, now):
+                transaction.savepoint_rollback(savepoint)
                 tried.append(item.pk)
                 continue
             assignment = Assignment.objects.create(
@@ -149,6 +157,7 @@ def next_assignment(*, campaign: Campaign, annotator, now: datetime | None = Non
                 expires_at=now + timedelta(minutes=campaign.reservation_minutes),
                 swapped=item.generation_b_id is not None and _swap.random() < 0.5,
             )
+            transaction.savepoint_commit(savepoint)
             return Claim(assignment)
     return Claim(None, "empty")
 

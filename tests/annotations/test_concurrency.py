@@ -14,6 +14,7 @@ from annotations.models import Assignment, Item, Judgment
 from tests.annotations.campaign_data import make_annotator, make_campaign
 from tests.evaluation.results_data import add_generation, make_job
 from toxplatform.corpus.models import Dataset, Prompt
+from toxplatform.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -120,7 +121,7 @@ def test_racing_submits_of_expired_reservations_stop_at_the_overlap():
     def submit(user):
         try:
             services.submit_judgment(assignment_id=held[user.pk].pk, annotator=user, data={"toxicity": "right"})
-        except services.ApplicationError as error:
+        except ApplicationError as error:
             refusals.append(error.message)
 
     assert run_threads(submit, users) == []

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from annotations import services
 from annotations.models import Assignment, Campaign, Judgment
-from tests.annotations.campaign_data import HOSTILE, PASSWORD, make_annotator, make_campaign, make_jobs
+from tests.annotations.campaign_data import HOSTILE, make_annotator, make_campaign, make_jobs
 from tests.evaluation.results_data import make_user
 from toxplatform.accounts.models import Role
 
