@@ -16,6 +16,7 @@ from toxplatform.accounts.api import ObtainAuthTokenView
 API_MODULES = [
     "toxplatform.corpus.api",
     "evaluation.api",
+    "annotations.api",
 ]
 
 router = DefaultRouter()

@@ -37,11 +37,11 @@ def test_login_form_signs_in_and_goes_where_it_was_asked(client):
 
 @pytest.mark.parametrize(
     ("role", "landing"),
-    [("Researcher", "corpus:dataset-list"), ("Annotator", "accounts:profile")],
+    [("Researcher", "corpus:dataset-list"), ("Annotator", "annotations:index")],
 )
 def test_without_next_each_role_lands_on_its_own_start_page(client, role, landing):
-    # Annotators must not land on the researcher-only corpus (a 403). Until the annotation
-    # pages exist their start page is the profile.
+    # Annotators must not land on the researcher-only corpus (a 403): they start at their
+    # annotation work.
     make_user("someone", role)
     response = client.post(reverse("accounts:login"), {"username": "someone", "password": PASSWORD})
     assert response["Location"] == reverse(landing)
@@ -132,9 +132,9 @@ def test_create_demo_users_is_idempotent(client, capsys):
     call_command("create_demo_users", "--password", "demo-password-1")
     output = capsys.readouterr().out
 
-    assert User.objects.count() == 3
+    assert User.objects.count() == 4
     assert dict(Token.objects.values_list("user__username", "key")) == first_tokens  # kept, not replaced
-    assert set(first_tokens) == {"researcher", "annotator", "admin"}
+    assert set(first_tokens) == {"researcher", "annotator", "annotator2", "admin"}
     for username, key in first_tokens.items():
         assert f"{username}" in output and key in output
 

@@ -104,3 +104,13 @@ class CanReadLeaderboards(permissions.BasePermission):
 def is_owner_or_admin(user, owner_id) -> bool:
     """Changing someone's work (cancelling a job): its owner, or staff."""
     return bool(user.is_authenticated and (user.is_staff or user.is_superuser or owner_id == user.pk))
+class IsAnnotator(permissions.BasePermission):
+    """API: an annotator's own queue (next item, answer, skip)."""
+
+    message = "This needs the Annotator role."
+
+    def has_permission(self, request, view) -> bool:
+        return has_any_role(request.user, (Role.ANNOTATOR,))
+
+
+ANNOTATOR_API = [permissions.IsAuthenticated, IsAnnotator]

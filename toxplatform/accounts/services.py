@@ -79,3 +79,28 @@ def rotate_api_token(*, user) -> Token:
     """A new key; the old one stops working at once."""
     Token.objects.filter(user=user).delete()
     return Token.objects.create(user=user)
+
+
+def set_annotator_preferences(*, user, opted_out: Iterable[str] | None = None, daily_cap: int | None = None,
+                              clear_cap: bool = False) -> AnnotatorProfile:
+    """Harm categories an annotator opts out of (replaces the set) and their daily item cap;
+    unknown categories or a cap below 1 are an error and change nothing."""
+    from toxplatform.corpus.models import HarmCategory
+
+    if daily_cap is not None and daily_cap < 1:
+        raise ApplicationError("The daily cap must be at least 1 item.", {"daily_cap": daily_cap})
+    categories = None
+    if opted_out is not None:
+        slugs = list(dict.fromkeys(opted_out))
+        categories = list(HarmCategory.objects.filter(slug__in=slugs))
+        unknown = sorted(set(slugs) - {category.slug for category in categories})
+        if unknown:
+            raise ApplicationError("Unknown harm categories.", {"categories": ", ".join(unknown)})
+    with transaction.atomic():
+        profile, _ = AnnotatorProfile.objects.get_or_create(user=user)
+        if categories is not None:
+            profile.opted_out_categories.set(categories)
+        if daily_cap is not None or clear_cap:
+            profile.daily_cap = None if clear_cap else daily_cap
+            profile.save(update_fields=["daily_cap"])
+    return profile

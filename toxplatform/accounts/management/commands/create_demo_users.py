@@ -1,4 +1,5 @@
-"""Create (or reset) the three demo accounts and print their logins and API tokens."""
+"""Create (or reset) the demo accounts and print their logins and API tokens: a researcher,
+two annotators (two, so the demo's campaigns can show agreement) and an admin."""
 
 from toxplatform.accounts import services
 from toxplatform.accounts.models import Role
@@ -9,11 +10,11 @@ DEMO_ANNOTATOR_LANGUAGES = ("en", "ar", "de", "hi")
 
 
 class Command(ApplicationCommand):
-    help = "Create the demo users researcher, annotator and admin (safe to run again)."
+    help = "Create the demo users researcher, annotator, annotator2 and admin (safe to run again)."
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--password", default="toxplatform-demo", help="password for all three (default: %(default)s)"
+            "--password", default="toxplatform-demo", help="password for all of them (default: %(default)s)"
         )
 
     def handle(self, *args, password: str, **options):
@@ -21,6 +22,7 @@ class Command(ApplicationCommand):
         accounts = [
             ("researcher", {"role": Role.RESEARCHER}),
             ("annotator", {"role": Role.ANNOTATOR, "languages": languages}),
+            ("annotator2", {"role": Role.ANNOTATOR, "languages": languages}),
             ("admin", {"superuser": True}),
         ]
         rows = []
@@ -33,4 +35,4 @@ class Command(ApplicationCommand):
         for username, role, token in rows:
             self.stdout.write(f"  {username:<11} {role:<11} API token {token}")
         if languages:
-            self.stdout.write(f"  annotator reads: {', '.join(languages)}")
+            self.stdout.write(f"  annotator and annotator2 read: {', '.join(languages)}")
