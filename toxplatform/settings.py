@@ -181,6 +181,8 @@ CELERY_BEAT_SCHEDULE = {
 # --- Evaluation -----------------------------------------------------------------------
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))
+# The only folders a detox method reads a user-given file from (word lists, labelled texts, pairs).
+DETOX_DATA_ROOTS = [Path(p) for p in env_list("TOXPLATFORM_DETOX_DATA_ROOTS", str(VAR_DIR / "detox-data"))]
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 
 LOGGING = {

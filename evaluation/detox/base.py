@@ -65,9 +65,11 @@ class HookContext:
     def model(self):
         return self.generator.model
 
-    def forward_pre_hook(self, module, hook) -> None:
-        """hook(module, args) -> new args or None: sees a module's inputs (e.g. MLP neurons)."""
-        self._handles.append(module.register_forward_pre_hook(hook))
+    def forward_pre_hook(self, module, hook, *, with_kwargs: bool = False) -> None:
+        """hook(module, args) -> new args or None: sees a module's inputs (e.g. MLP neurons).
+        with_kwargs: hook(module, args, kwargs) -> None or (args, kwargs) (e.g. the whole
+        model's attention_mask at each decoding step)."""
+        self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=with_kwargs))
 
     def forward_hook(self, module, hook) -> None:
         """hook(module, args, output) -> new output or None (a decoder layer's output is a tensor)."""
@@ -128,6 +130,13 @@ class DetoxMethod:
     def check(self, params: dict) -> dict[str, str]:
         """Rules across parameters (bounds are declared in `parameters`): {name: problem}."""
         return {}
+
+    def submit_problems(self, *, model, dataset, languages) -> list[str]:
+        """What makes this method unusable for a job, found before it is queued (create_job
+        asks): an architecture without the hook point, expert models with another tokenizer,
+        too little data to learn from. `model` is the job's ModelSpec, `dataset` its Dataset
+        (or None), `languages` its language codes. Cheap: reads configs, never loads weights."""
+        return []
 
     def params_fingerprint(self) -> str:
         return fingerprint_json({"method": self.name, "params": self.params})
@@ -226,7 +235,8 @@ def run_generation(
 
 def decoder_layers(model) -> list:
     """The decoder blocks of common causal LMs (Llama, Gemma, Mistral, Qwen: model.layers; GPT-2: transformer.h)."""
-    for path in ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers"):
+    for path in ("model.layers", "transformer.h", "model.language_model.layers", "model.decoder.layers",
+                 "gpt_neox.layers"):
         node = model
         try:
             for attr in path.split("."):

@@ -75,6 +75,9 @@ def create_job(
         remote = spec is not None and spec.backend != ModelSpec.Backend.HF
         if remote and detox is not None and detox.requires_local_model:
             problem("method", f"detox method {method!r} needs a local transformers model, not an HTTP endpoint")
+        elif spec is not None and detox is not None:
+            for message in detox.submit_problems(model=spec, dataset=dataset_row, languages=language_codes):
+                problem("method", message)
         if problems:
             raise _invalid(problems)
         job = EvaluationJob.objects.create(
