@@ -209,3 +209,22 @@ def capture(generator, texts: list[str], modules: list, *, pool: str, where: str
         for handle in handles:
             handle.remove()
     return [torch.cat(parts) for parts in found]
+
+
+def forward_inputs(args, kwargs):
+    """(input_ids, attention_mask, prefill) of a causal LM's forward call seen by a pre-hook.
+
+    prefill: the first pass of a generate call (the whole prompt; later passes bring one new
+    token each with the cache). generate leaves out attention_mask when nothing is padded.
+    """
+    import torch
+
+    input_ids = kwargs.get("input_ids", args[0] if args else None)
+    if input_ids is None:
+        return None, None, False
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    prefill = cache is None or cache.get_seq_length() == 0
+    mask = kwargs.get("attention_mask")
+    if mask is None:
+        mask = torch.ones_like(input_ids)
+    return input_ids, mask, prefill
