@@ -3,7 +3,7 @@
     method = load_detox_method("system_prompt", {})
     samples = run_generation(method, generator, prompts, GenerationParams(k=25))
 """
-from evaluation.detox import aura, none, system_prompt, toxic_vector, word_ban  # noqa: F401  (fills the registry)
+from evaluation.detox import aura, destein, none, system_prompt, toxic_vector, word_ban  # noqa: F401  (fills the registry)
 from evaluation.detox.base import DetoxMethod, HookContext, registry, run_generation  # noqa: F401
 from toxplatform.errors import ApplicationError
 
