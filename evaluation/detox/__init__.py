@@ -10,6 +10,7 @@ from evaluation.detox import word_ban  # noqa: F401
 from evaluation.detox import destein  # noqa: F401
 from evaluation.detox import self_detoxify  # noqa: F401
 from evaluation.detox import dexperts  # noqa: F401
+from evaluation.detox import dinm  # noqa: F401  (dinm, ft_l)
 from evaluation.detox.base import DetoxMethod, HookContext, registry, run_generation  # noqa: F401
 from toxplatform.errors import ApplicationError
 
