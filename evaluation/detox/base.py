@@ -151,6 +151,10 @@ class DetoxMethod:
         """Compute what the method needs from the model and data (tensors, vectors...)."""
         return None
 
+    def data_summary(self, data: Any) -> dict | None:
+        """What the artifact was learned from, in a few words for the job page (source, counts)."""
+        return None
+
     def save_artifact(self, artifact: Any, directory: Path) -> None:
         import torch
 
@@ -175,10 +179,11 @@ class DetoxMethod:
             "data_fingerprint": fingerprint_json(data),
             "params_fingerprint": self.params_fingerprint(),
         }
+        summary = {"data": self.data_summary(data)} if self.data_summary(data) else {}
         row = DetoxArtifact.objects.filter(**key).first()
         if row is not None and (Path(row.path) / ARTIFACT_FILE).exists():
             self.artifact = self.load_artifact(Path(row.path))
-            self.artifact_key = {**key, "path": row.path}
+            self.artifact_key = {**key, "path": row.path, **summary}
             return self.artifact
         artifact = self.prepare(generator, data)
         directory = Path(settings.MODEL_CACHE_DIR) / "artifacts" / self.name / fingerprint_json(key)[:32]
@@ -187,7 +192,7 @@ class DetoxMethod:
             (staging / "key.json").write_text(json.dumps(key, indent=2))
         DetoxArtifact.objects.update_or_create(**key, defaults={"path": str(directory)})
         self.artifact = artifact
-        self.artifact_key = {**key, "path": str(directory)}
+        self.artifact_key = {**key, "path": str(directory), **summary}
         return artifact
 
     # --- application -------------------------------------------------------------------

@@ -98,6 +98,9 @@ class _EditOneLayer(DetoxMethod):
                     "instances": self._file_instances(self.params)}
         return {"instances": [{field: self.params[field] for field in FIELDS}]}
 
+    def data_summary(self, data) -> dict | None:
+        return {"source": data.get("file", "parameters"), "instances": len(data["instances"])}
+
     # --- the pieces (also used by the tests) -------------------------------------------
     def pair_ids(self, generator, first: str, second: str):
         """Token ids of first + second and the positions whose next token belongs to second."""

@@ -215,3 +215,9 @@ class LearningMethod:
 
     def preparation_data(self, job) -> dict:
         return labelled_texts(job, self.params)
+
+    def data_summary(self, data) -> dict | None:
+        if not isinstance(data, dict) or "source" not in data:
+            return None
+        return {**data["source"], "toxic_texts": len(data["toxic"]), "nontoxic_texts": len(data["nontoxic"]),
+                "pairs": len(data.get("pairs") or [])}

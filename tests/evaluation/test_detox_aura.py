@@ -165,6 +165,9 @@ def test_a_job_with_aura_runs_end_to_end_and_a_second_job_reuses_the_artifact(ti
     assert first.status == EvaluationJob.Status.DONE, first.error
     [artifact] = DetoxArtifact.objects.all()
     assert first.detox_notes["artifact"]["path"] == artifact.path
+    # The job page says what it learned from: the job's dataset and languages, balanced.
+    assert first.detox_notes["artifact"]["data"] == {"dataset": dataset.slug, "languages": ["de", "en"],
+                                                     "toxic_texts": 4, "nontoxic_texts": 4, "pairs": 0}
     assert first.generations.count() == 8 * 2
     worker_cache.clear()  # a fresh worker process: loads the saved files
     second = services.run_job_inline(services.create_job(**job_args(spec, dataset), enqueue=False))
