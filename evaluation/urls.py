@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import views
+from evaluation import method_board_views, views
 
 app_name = "evaluation"
 urlpatterns = [
@@ -17,4 +17,7 @@ urlpatterns = [
     path("leaderboards/languages/<str:code>/", views.leaderboard_language, name="leaderboard-language"),
     path("leaderboards/languages/<str:code>.csv", views.leaderboard_language_csv, name="leaderboard-language-csv"),
     path("leaderboards/categories/<slug:slug>/", views.leaderboard_category, name="leaderboard-category"),
+    path("leaderboards/methods/<str:code>/", method_board_views.methods_leaderboard, name="methods-leaderboard"),
+    path("leaderboards/methods/<str:code>.csv", method_board_views.methods_leaderboard_csv,
+         name="methods-leaderboard-csv"),
 ]
