@@ -22,12 +22,14 @@ from toxplatform.params import Param, ParamSchema
 
 
 def probe_accuracy(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
-    """Held-out accuracy of a logistic probe (80/20 stratified split)."""
+    """Held-out accuracy of a logistic probe (80/20 stratified split; at least one text of
+    each label on both sides, so 2 + 2 texts still give a probe and a score)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
+    held_out = max(2, round(0.2 * len(labels)))
     train_x, test_x, train_y, test_y = train_test_split(
-        features, labels, test_size=0.2, stratify=labels, random_state=seed
+        features, labels, test_size=held_out, stratify=labels, random_state=seed
     )
     return float(LogisticRegression(max_iter=2000, random_state=seed).fit(train_x, train_y).score(test_x, test_y))
 

@@ -176,7 +176,6 @@ class DExperts(DetoxMethod):
                 state["mask"] = mask
                 if prefill:
                     state["new_batch"] = True
-            return None
 
         ctx.forward_pre_hook(generator.model, watch_mask, with_kwargs=True)
         ctx.logits_processor(ExpertsProcessor(self, experts, state))

@@ -100,10 +100,10 @@ class SelfDetoxify(DetoxMethod):
 
         def before_step(module, args, kwargs):
             if state["reading"]:
-                return None
+                return
             input_ids, mask, prefill = forward_inputs(args, kwargs)
             if input_ids is None:
-                return None
+                return
             if prefill:
                 self.sequences = [[t for t, real in zip(row, m) if real]
                                   for row, m in zip(input_ids.tolist(), mask.tolist())]
@@ -115,7 +115,6 @@ class SelfDetoxify(DetoxMethod):
             state["delta"] = {i: neg[i] - pos[i] for i in chosen}
             if prefill:
                 state["neg_end"] = neg
-            return None
 
         def head_hook(index):
             def hook(module, args):

@@ -78,7 +78,7 @@ class BanProcessor:
         for row, tail in enumerate(tails):
             table = tables[row] if row < len(tables) else self.method.fallback_table()
             banned = set()
-            for length in range(0, len(tail) + 1):
+            for length in range(len(tail) + 1):
                 banned |= table.get(tuple(tail[len(tail) - length:]), set())
             if banned:
                 scores[row, sorted(banned)] = float("-inf")
@@ -169,7 +169,6 @@ class WordBan(DetoxMethod):
             input_ids, mask, prefill = forward_inputs(args, kwargs)
             if prefill:  # the pass that holds the whole prompt: which row is which prompt
                 self._recognise_rows(input_ids, mask)
-            return None
 
         ctx.forward_pre_hook(generator.model, first_pass, with_kwargs=True)
         ctx.logits_processor(BanProcessor(self))

@@ -8,12 +8,20 @@ from sklearn.metrics import roc_auc_score
 
 from evaluation import services, worker_cache
 from evaluation.detox import load_detox_method
-from evaluation.detox.anatomy import mlp_neurons
+from evaluation.detox.anatomy import in_features, mlp_neurons
 from evaluation.detox.aura import Aura, _NeuronExperts, auroc_per_unit
 from evaluation.detox.base import decoder_layers
 from evaluation.generators import GenerationParams
 from evaluation.models import DetoxArtifact, EvaluationJob
-from tests.evaluation.detox_helpers import DATA, PROMPTS, assert_no_hooks, logits, prompt_ids, tiny_generator, watch_input
+from tests.evaluation.detox_helpers import (
+    DATA,
+    PROMPTS,
+    assert_no_hooks,
+    logits,
+    prompt_ids,
+    tiny_generator,
+    watch_input,
+)
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import make_dataset, model_spec_for
 from toxplatform.errors import ApplicationError
@@ -54,8 +62,7 @@ def test_prepare_scores_each_neuron_by_the_auroc_of_its_max_pooled_activation(ge
 
 def crafted_artifact(generator, values):
     """AUROCs chosen by hand for layer 0's first neurons; all others 0.5 (not experts)."""
-    width = mlp_neurons(decoder_layers(generator.model)[0]).weight.shape[
-        0 if type(mlp_neurons(decoder_layers(generator.model)[0])).__name__ == "Conv1D" else 1]
+    width = in_features(mlp_neurons(decoder_layers(generator.model)[0]))
     auroc = torch.full((len(decoder_layers(generator.model)), width), 0.5, dtype=torch.float64)
     auroc[0, : len(values)] = torch.tensor(values, dtype=torch.float64)
     return {"layers": torch.arange(auroc.shape[0]), "auroc": auroc}

@@ -11,8 +11,17 @@ from evaluation.detox.base import decoder_layers
 from evaluation.detox.destein import DeStein, probe_accuracy
 from evaluation.generators import GenerationParams
 from evaluation.models import DetoxArtifact
-from tests.evaluation.detox_helpers import (DATA, NONTOXIC, PROMPTS, TOXIC, assert_no_hooks, logits, prompt_ids,
-                                            tiny_generator, watch_input)
+from tests.evaluation.detox_helpers import (
+    DATA,
+    NONTOXIC,
+    PROMPTS,
+    TOXIC,
+    assert_no_hooks,
+    logits,
+    prompt_ids,
+    tiny_generator,
+    watch_input,
+)
 from toxplatform.errors import ApplicationError
 
 
@@ -46,6 +55,11 @@ def test_vectors_are_mean_differences_and_weights_are_held_out_probe_accuracies(
     expected = [probe_accuracy(both[:, h], labels, 0) for h in range(both.shape[1])]
     assert artifact["accuracy"][0].tolist() == pytest.approx(expected)
     assert artifact["layers"].tolist() == [1] and not bool(artifact["paired"])
+
+
+def test_two_texts_per_label_are_enough(generator):
+    artifact = DeStein(layers=[0]).prepare(generator, {"toxic": TOXIC[:2], "nontoxic": NONTOXIC[:2], "pairs": []})
+    assert set(artifact["accuracy"][0].tolist()) <= {0.0, 0.5, 1.0}  # two held-out texts, one of each label
 
 
 def test_steering_pairs_give_the_mean_of_pair_differences(generator, settings, tmp_path):

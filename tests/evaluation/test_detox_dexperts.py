@@ -118,7 +118,7 @@ def test_bad_parameters_are_rejected(params, message):
 
 @pytest.mark.django_db
 def test_submit_refuses_experts_with_another_tokenizer_or_missing(models, tmp_path):
-    base, paths = models
+    _, paths = models
     other = build_tiny_causal_lm(tmp_path / "other", "llama")
     build_tokenizer(other, vocab_size=400)  # same model files, a different vocabulary
     dataset = make_dataset(per_language=2)

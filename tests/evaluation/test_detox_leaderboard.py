@@ -90,8 +90,8 @@ def test_unknown_model_dataset_or_language_is_a_clear_error(client, dataset):
     assert client.get(reverse("evaluation:methods-leaderboard", args=["en"])).status_code == 200  # the empty form
     assert client.get("/api/method-leaderboard/", {"language": "zz"}).status_code == 400
     with pytest.raises(ApplicationError, match="No methods leaderboard"):
-        from evaluation.models import ModelSpec
         from evaluation.method_board import board_from_query
+        from evaluation.models import ModelSpec
         ModelSpec.objects.create(name="m", location="/nowhere", fingerprint="f" * 64)
         board_from_query(Language.objects.get(code="en"), {"model": "m", "dataset": dataset.slug})
 

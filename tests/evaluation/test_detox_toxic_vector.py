@@ -55,7 +55,8 @@ def test_probe_is_a_unit_logistic_regression_on_mean_pooled_last_layer_outputs(g
     pooled = []
     for text in DATA["toxic"] + DATA["nontoxic"]:  # one text at a time, no padding
         seen = []
-        handle = last.register_forward_hook(lambda m, a, out: seen.append(out[0] if isinstance(out, tuple) else out))
+        handle = last.register_forward_hook(
+            lambda m, a, out, seen=seen: seen.append(out[0] if isinstance(out, tuple) else out))
         with torch.inference_mode():
             generator.model(generator.tokenizer(text, return_tensors="pt")["input_ids"])
         handle.remove()
