@@ -4,8 +4,9 @@ Every method generates the same prompts (k samples each, `min_new_tokens = max_n
 so every sequence has full length) through `run_generation`, the pipeline's entry point.
 Preparation (neuron expertise, probes, steering vectors, DINM's edit) happens before timing
 from a small fixed labelled set: only generation is timed. Methods run in rounds, one after
-the other, so machine load hits them alike; each method's best round counts, and the report
-gives tokens/s and the ratio to `none` in the same run (1.00 = no overhead).
+the other, each round starting one method later, so machine load hits them alike; each
+method's best round counts; the report gives tokens/s and the ratio to `none` in the same
+run (1.00 = no overhead).
 
     python bench/bench_detox.py                                   # random llama-30m, 2 CPU cores
     python bench/bench_detox.py --random-shape llama-163m --rounds 3
@@ -103,8 +104,12 @@ def main() -> None:
             print(f"prepared {label} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         tokens = args.prompts * args.k * args.max_new_tokens
         best = {label: 0.0 for label in runs}
-        for _ in range(args.rounds):
-            for label, method in runs.items():
+        labels = list(runs)
+        for round_index in range(args.rounds):
+            # Each round starts one method later: no method always runs first (or after the slowest).
+            shift = round_index % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                method = runs[label]
                 started = time.perf_counter()
                 run_generation(method, generator, prompts, params)
                 best[label] = max(best[label], tokens / (time.perf_counter() - started))
