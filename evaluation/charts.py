@@ -138,3 +138,107 @@ def heat_colour(value: float | None) -> tuple[str, str]:
 def heat_legend(steps: int = 5) -> list[tuple[str, str, str]]:
     """[(value text, background, text colour)] for a legend under a heatmap."""
     return [(f"{i / (steps - 1):.2f}", *heat_colour(i / (steps - 1))) for i in range(steps)]
+
+
+# --- scatter: one point per system, with intervals on both axes (toxicity against perplexity) ---
+SCATTER_MARGIN_LEFT = 56
+SCATTER_MARGIN_BOTTOM = 40
+SCATTER_MARGIN_TOP = 12
+SCATTER_MARGIN_RIGHT = 16
+
+
+@dataclass(frozen=True)
+class ScatterPoint:
+    label: str
+    x: float
+    y: float
+    x_low: float | None = None
+    x_high: float | None = None
+    y_low: float | None = None
+    y_high: float | None = None
+
+
+@dataclass(frozen=True)
+class PlacedPoint:
+    label: str
+    x_text: str
+    y_text: str
+    cx: float
+    cy: float
+    x_whisker: tuple[float, float] | None  # pixel ends of the horizontal interval
+    y_whisker: tuple[float, float] | None  # pixel ends of the vertical interval
+
+
+@dataclass(frozen=True)
+class ScatterChart:
+    title: str
+    x_title: str
+    y_title: str
+    points: list[PlacedPoint]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]  # Tick.x holds the y pixel here
+    plot_width: int
+    plot_height: int
+
+    margin_left = SCATTER_MARGIN_LEFT
+    margin_top = SCATTER_MARGIN_TOP
+
+    @property
+    def width(self) -> int:
+        return SCATTER_MARGIN_LEFT + self.plot_width + SCATTER_MARGIN_RIGHT
+
+    @property
+    def height(self) -> int:
+        return SCATTER_MARGIN_TOP + self.plot_height + SCATTER_MARGIN_BOTTOM
+
+    @property
+    def axis_y(self) -> int:
+        return SCATTER_MARGIN_TOP + self.plot_height
+
+    @property
+    def right(self) -> int:
+        return SCATTER_MARGIN_LEFT + self.plot_width
+
+
+def _span(values: list[float], floor: float | None = None, ceiling: float | None = None) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.1 or abs(high) * 0.1 or 1.0
+    low, high = low - pad, high + pad
+    if floor is not None:
+        low = max(low, floor)
+    if ceiling is not None:
+        high = min(high, ceiling)
+    return low, high
+
+
+def scatter_chart(points: list[ScatterPoint], *, title: str, x_title: str, y_title: str, plot_width: int = 420,
+                  plot_height: int = 260, y_range: tuple[float, float] = (0.0, 1.0)) -> ScatterChart | None:
+    """Pixel positions for points with optional intervals; axes span the values and interval
+    ends (y clamped to y_range, e.g. [0, 1] for probabilities). None without points."""
+    if not points:
+        return None
+    xs = [v for p in points for v in (p.x, p.x_low, p.x_high) if v is not None]
+    ys = [v for p in points for v in (p.y, p.y_low, p.y_high) if v is not None]
+    x_low, x_high = _span(xs, floor=0.0)
+    y_low, y_high = _span(ys, *y_range)
+
+    def px(value: float) -> float:
+        return round(SCATTER_MARGIN_LEFT + (value - x_low) / (x_high - x_low) * plot_width, 2)
+
+    def py(value: float) -> float:
+        return round(SCATTER_MARGIN_TOP + (1 - (value - y_low) / (y_high - y_low)) * plot_height, 2)
+
+    placed = [
+        PlacedPoint(
+            label=p.label, x_text=f"{p.x:.2f}", y_text=f"{p.y:.3f}", cx=px(p.x), cy=py(p.y),
+            x_whisker=(px(p.x_low), px(p.x_high)) if p.x_low is not None and p.x_high is not None else None,
+            y_whisker=(py(p.y_low), py(p.y_high)) if p.y_low is not None and p.y_high is not None else None,
+        )
+        for p in points
+    ]
+    x_ticks = [Tick(x=px(x_low + (x_high - x_low) * i / 4), text=f"{x_low + (x_high - x_low) * i / 4:.1f}")
+               for i in range(5)]
+    y_ticks = [Tick(x=py(y_low + (y_high - y_low) * i / 4), text=f"{y_low + (y_high - y_low) * i / 4:.2f}")
+               for i in range(5)]
+    return ScatterChart(title=title, x_title=x_title, y_title=y_title, points=placed, x_ticks=x_ticks,
+                        y_ticks=y_ticks, plot_width=plot_width, plot_height=plot_height)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import judge_views, views
+from evaluation import judge_views, method_board_views, views
 
 app_name = "evaluation"
 urlpatterns = [
@@ -20,4 +20,7 @@ urlpatterns = [
     path("leaderboards/categories/<slug:slug>/", views.leaderboard_category, name="leaderboard-category"),
     path("judge-prompts/", judge_views.judge_prompt_list, name="judge-prompt-list"),
     path("judge-prompts/<slug:name>/", judge_views.judge_prompt_detail, name="judge-prompt-detail"),
+    path("leaderboards/methods/<str:code>/", method_board_views.methods_leaderboard, name="methods-leaderboard"),
+    path("leaderboards/methods/<str:code>.csv", method_board_views.methods_leaderboard_csv,
+         name="methods-leaderboard-csv"),
 ]

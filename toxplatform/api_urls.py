@@ -17,6 +17,7 @@ API_MODULES = [
     "toxplatform.corpus.api",
     "evaluation.api",
     "annotations.api",
+    "evaluation.method_board_views",
 ]
 
 router = DefaultRouter()

@@ -261,6 +261,8 @@ MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "mode
 # Folders (comma separated) users may name models and scorer models in, besides the cache:
 # any other path is refused (evaluation.model_loading.safe_model_path).
 MODEL_ROOTS = [Path(root) for root in env_list("TOXPLATFORM_MODEL_ROOTS", "")]
+# The only folders a detox method reads a user-given file from (word lists, labelled texts, pairs).
+DETOX_DATA_ROOTS = [Path(p) for p in env_list("TOXPLATFORM_DETOX_DATA_ROOTS", str(VAR_DIR / "detox-data"))]
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 # Limits that protect the machine (checked by services.create_job, whatever the interface):
 # one job's prompts x k x max_new_tokens (RTP-LX whole, k = 25, 20 tokens is 15.1 M), and

@@ -4,6 +4,13 @@
     samples = run_generation(method, generator, prompts, GenerationParams(k=25))
 """
 from evaluation.detox import none, system_prompt  # noqa: F401  (fills the registry)
+from evaluation.detox import aura  # noqa: F401  (aura, det_zero, damp)
+from evaluation.detox import toxic_vector  # noqa: F401
+from evaluation.detox import word_ban  # noqa: F401
+from evaluation.detox import destein  # noqa: F401
+from evaluation.detox import self_detoxify  # noqa: F401
+from evaluation.detox import dexperts  # noqa: F401
+from evaluation.detox import dinm  # noqa: F401  (dinm, ft_l)
 from evaluation.detox.base import DetoxMethod, HookContext, registry, run_generation  # noqa: F401
 from toxplatform.errors import ApplicationError
 

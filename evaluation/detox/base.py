@@ -71,9 +71,11 @@ class HookContext:
     def model(self):
         return self.generator.model
 
-    def forward_pre_hook(self, module, hook) -> None:
-        """hook(module, args) -> new args or None: sees a module's inputs (e.g. MLP neurons)."""
-        self._handles.append(module.register_forward_pre_hook(hook))
+    def forward_pre_hook(self, module, hook, *, with_kwargs: bool = False) -> None:
+        """hook(module, args) -> new args or None: sees a module's inputs (e.g. MLP neurons).
+        with_kwargs: hook(module, args, kwargs) -> None or (args, kwargs) (e.g. the whole
+        model's attention_mask at each decoding step)."""
+        self._handles.append(module.register_forward_pre_hook(hook, with_kwargs=with_kwargs))
 
     def forward_hook(self, module, hook) -> None:
         """hook(module, args, output) -> new output or None (a decoder layer's output is a tensor)."""
@@ -135,6 +137,13 @@ class DetoxMethod:
         """Rules across parameters (bounds are declared in `parameters`): {name: problem}."""
         return {}
 
+    def submit_problems(self, *, model, dataset, languages) -> list[str]:
+        """What makes this method unusable for a job, found before it is queued (create_job
+        asks): an architecture without the hook point, expert models with another tokenizer,
+        too little data to learn from. `model` is the job's ModelSpec, `dataset` its Dataset
+        (or None), `languages` its language codes. Cheap: reads configs, never loads weights."""
+        return []
+
     def params_fingerprint(self) -> str:
         return fingerprint_json({"method": self.name, "params": self.params})
 
@@ -146,6 +155,10 @@ class DetoxMethod:
 
     def prepare(self, generator: Generator, data: Any) -> Any:
         """Compute what the method needs from the model and data (tensors, vectors...)."""
+        return None
+
+    def data_summary(self, data: Any) -> dict | None:
+        """What the artifact was learned from, in a few words for the job page (source, counts)."""
         return None
 
     def save_artifact(self, artifact: Any, directory: Path) -> None:
@@ -172,10 +185,11 @@ class DetoxMethod:
             "data_fingerprint": fingerprint_json(data),
             "params_fingerprint": self.params_fingerprint(),
         }
+        summary = {"data": self.data_summary(data)} if self.data_summary(data) else {}
         row = DetoxArtifact.objects.filter(**key).first()
         if row is not None and (Path(row.path) / ARTIFACT_FILE).exists():
             self.artifact = self.load_artifact(Path(row.path))
-            self.artifact_key = {**key, "path": row.path}
+            self.artifact_key = {**key, "path": row.path, **summary}
             return self.artifact
         artifact = self.prepare(generator, data)
         directory = Path(settings.MODEL_CACHE_DIR) / "artifacts" / self.name / fingerprint_json(key)[:32]
@@ -184,7 +198,7 @@ class DetoxMethod:
             (staging / "key.json").write_text(json.dumps(key, indent=2))
         DetoxArtifact.objects.update_or_create(**key, defaults={"path": str(directory)})
         self.artifact = artifact
-        self.artifact_key = {**key, "path": str(directory)}
+        self.artifact_key = {**key, "path": str(directory), **summary}
         return artifact
 
     # --- application -------------------------------------------------------------------
@@ -232,7 +246,8 @@ def run_generation(
 
 def decoder_layers(model) -> list:
     """The decoder blocks of common causal LMs (Llama, Gemma, Mistral, Qwen: model.layers; GPT-2: transformer.h)."""
-    for path in ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers"):
+    for path in ("model.layers", "transformer.h", "model.language_model.layers", "model.decoder.layers",
+                 "gpt_neox.layers"):
         node = model
         try:
             for attr in path.split("."):

@@ -60,6 +60,9 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
             spec = _resolve_model(problem, model if isinstance(model, ModelSpec) else values["model"])
         if spec is not None and detox is not None and detox.requires_local_model and not backend(spec.backend).has_local_model:
             problem("method", f"detox method {values['method']!r} needs a local transformers model, not an HTTP endpoint")
+        elif spec is not None and detox is not None:
+            for message in detox.submit_problems(model=spec, dataset=dataset_row, languages=language_codes):
+                problem("method", message)
         if problems:
             raise _invalid(problems)
         job = EvaluationJob.objects.create(

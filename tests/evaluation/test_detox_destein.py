@@ -1,0 +1,161 @@
+"""DeStein on tiny GPT-2 and Llama: per-head vectors and probe weights, the exact per-head shift, undo."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from evaluation.detox import load_detox_method
+from evaluation.detox.anatomy import attention_output, head_layout
+from evaluation.detox.base import decoder_layers
+from evaluation.detox.destein import DeStein, probe_accuracy
+from evaluation.generators import GenerationParams
+from evaluation.models import DetoxArtifact
+from tests.evaluation.detox_helpers import (
+    DATA,
+    NONTOXIC,
+    PROMPTS,
+    TOXIC,
+    assert_no_hooks,
+    logits,
+    prompt_ids,
+    tiny_generator,
+    watch_input,
+)
+from toxplatform.errors import ApplicationError
+
+
+@pytest.fixture(scope="module", params=["gpt2", "llama"])
+def generator(request, tmp_path_factory):
+    gen = tiny_generator(tmp_path_factory, request.param)
+    yield gen
+    gen.close()
+
+
+def head_outputs(generator, texts, layer, last_tokens=1):
+    """[texts, heads, head_dim]: each head's output averaged over a text's last tokens, one text at a time."""
+    heads, head_dim = head_layout(generator.model)
+    module = attention_output(decoder_layers(generator.model)[layer])
+    found = []
+    for text in texts:
+        with watch_input(module) as seen, torch.inference_mode():
+            generator.model(generator.tokenizer(text, return_tensors="pt")["input_ids"])
+        found.append(seen["first"][0][0, -last_tokens:].double().mean(dim=0).numpy().reshape(heads, head_dim))
+    return np.stack(found)
+
+
+@pytest.mark.parametrize("last_tokens", [1, 3])
+def test_vectors_are_mean_differences_and_weights_are_held_out_probe_accuracies(generator, last_tokens):
+    artifact = DeStein(layers=[1], last_tokens=last_tokens).prepare(generator, DATA)
+    bad = head_outputs(generator, TOXIC, 1, last_tokens)
+    good = head_outputs(generator, NONTOXIC, 1, last_tokens)
+    np.testing.assert_allclose(artifact["vectors"][0].numpy(), good.mean(0) - bad.mean(0), atol=1e-5)
+    labels = np.array([1] * len(TOXIC) + [0] * len(NONTOXIC))
+    both = np.concatenate([bad, good])
+    expected = [probe_accuracy(both[:, h], labels, 0) for h in range(both.shape[1])]
+    assert artifact["accuracy"][0].tolist() == pytest.approx(expected)
+    assert artifact["layers"].tolist() == [1] and not bool(artifact["paired"])
+
+
+def test_two_texts_per_label_are_enough(generator):
+    artifact = DeStein(layers=[0]).prepare(generator, {"toxic": TOXIC[:2], "nontoxic": NONTOXIC[:2], "pairs": []})
+    assert set(artifact["accuracy"][0].tolist()) <= {0.0, 0.5, 1.0}  # two held-out texts, one of each label
+
+
+def test_steering_pairs_give_the_mean_of_pair_differences(generator, settings, tmp_path):
+    pairs = [["you are an idiot", "you are kind"], ["shut up, fool", "please be quiet"],
+             ["I hate you", "I like you"], ["what a loser", "what a winner"], ["go away creep", "welcome friend"]]
+    data = {"toxic": [p[0] for p in pairs], "nontoxic": [p[1] for p in pairs], "pairs": pairs}
+    artifact = DeStein(layers=[0]).prepare(generator, data)
+    bad = head_outputs(generator, [p[0] for p in pairs], 0)
+    good = head_outputs(generator, [p[1] for p in pairs], 0)
+    np.testing.assert_allclose(artifact["vectors"][0].numpy(), (good - bad).mean(0), atol=1e-5)
+    assert bool(artifact["paired"])
+
+
+def test_hook_adds_alpha_times_accuracy_times_vector_to_each_head_exactly(generator):
+    heads, head_dim = head_layout(generator.model)
+    count = len(decoder_layers(generator.model))
+    torch.manual_seed(0)
+    vectors = torch.randn(count, heads, head_dim, dtype=torch.float64)
+    accuracy = torch.rand(count, heads, dtype=torch.float64)
+    accuracy[0, 1] = 0.0  # a head whose probe is useless is left exactly as it is
+    method = DeStein(alpha=0.7)
+    method.artifact = {"layers": torch.arange(count), "vectors": vectors, "accuracy": accuracy,
+                       "paired": torch.tensor(False)}
+    for layer in range(count):
+        module = attention_output(decoder_layers(generator.model)[layer])
+        with method.applied(generator), watch_input(module) as seen, torch.inference_mode():
+            generator.model(prompt_ids(generator))
+        before, after = seen["first"][0], seen["last"][0]
+        shift = (0.7 * accuracy[layer].unsqueeze(-1) * vectors[layer]).reshape(-1).float()
+        assert torch.equal(after, before + shift)
+        per_head = (after - before).view(*after.shape[:-1], heads, head_dim)
+        for head in range(heads):
+            expected = (0.7 * accuracy[layer, head] * vectors[layer, head]).float()
+            assert torch.allclose(per_head[..., head, :], expected.expand_as(per_head[..., head, :]), atol=1e-5)
+        if layer == 0:
+            assert torch.equal(after.view(*after.shape[:-1], heads, head_dim)[..., 1, :],
+                               before.view(*before.shape[:-1], heads, head_dim)[..., 1, :])
+
+
+def test_only_the_chosen_layers_are_steered(generator):
+    method = DeStein(layers=[-1])
+    method.artifact = method.prepare(generator, DATA)
+    first = attention_output(decoder_layers(generator.model)[0])
+    with method.applied(generator), watch_input(first) as seen, torch.inference_mode():
+        generator.model(prompt_ids(generator))
+    assert torch.equal(seen["first"][0], seen["last"][0])
+    assert list(method.shifts()) == [len(decoder_layers(generator.model)) - 1]
+
+
+def test_bit_identical_after_the_context_and_after_an_exception(generator):
+    method = DeStein(alpha=4.0)
+    method.artifact = method.prepare(generator, DATA)
+    before = logits(generator)
+    params = GenerationParams(k=2, max_new_tokens=6, seed=5)
+    plain = generator.generate(PROMPTS, params)
+    with method.applied(generator) as hooks:
+        assert not torch.equal(logits(generator), before)
+        assert generator.generate(PROMPTS, params, hooks) != plain
+    with pytest.raises(RuntimeError, match="boom"), method.applied(generator):
+        raise RuntimeError("boom")
+    assert torch.equal(logits(generator), before) and generator.generate(PROMPTS, params) == plain
+    assert_no_hooks(generator.model)
+
+
+@pytest.mark.django_db
+def test_second_load_or_prepare_reuses_the_artifact(generator, settings, tmp_path, monkeypatch):
+    settings.MODEL_CACHE_DIR = tmp_path
+    calls = []
+    original = DeStein.prepare
+    monkeypatch.setattr(DeStein, "prepare", lambda self, g, d: calls.append(1) or original(self, g, d))
+    first = DeStein(alpha=0.4).load_or_prepare(generator, DATA)
+    second = DeStein(alpha=1.0).load_or_prepare(generator, DATA)
+    assert torch.equal(first["vectors"], second["vectors"]) and len(calls) == 1
+    DeStein(last_tokens=8).load_or_prepare(generator, DATA)
+    assert len(calls) == 2 and DetoxArtifact.objects.count() == 2
+
+
+def test_a_pairs_file_is_read_and_a_malformed_one_is_rejected(settings, tmp_path):
+    settings.DETOX_DATA_ROOTS = [tmp_path]
+    lines = [json.dumps({"toxic": f"bad {i}", "nontoxic": f"good {i}"}) for i in range(3)]
+    (tmp_path / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    assert DeStein(data_file="pairs.jsonl").params["data_file"] == "pairs.jsonl"
+    (tmp_path / "broken.jsonl").write_text(lines[0] + "\n{not json\n")
+    with pytest.raises(ApplicationError, match="line 2: not JSON"):
+        DeStein(data_file="broken.jsonl")
+    (tmp_path / "odd.jsonl").write_text(json.dumps({"text": "x"}) + "\n")
+    with pytest.raises(ApplicationError, match='line 1: a text needs "toxic": true or false'):
+        DeStein(data_file="odd.jsonl")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"alpha": -0.1}, "alpha must be in [0, 100] (got -0.1)"),
+    ({"last_tokens": 0}, "last_tokens must be 1 to 64 (got 0)"),
+    ({"layers": [0.5]}, "layers must be a list of a whole number"),
+])
+def test_bad_parameters_are_rejected(params, message):
+    with pytest.raises(ApplicationError) as error:
+        load_detox_method("destein", params)
+    assert message in str(error.value)
