@@ -14,15 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from evaluation import charts, comparison, metrics
-from evaluation.leaderboards import AVG, DEFAULT_CATEGORY, DIST, EMT, PPL, TP, Cell, variant_matches
+from evaluation.leaderboards import Cell
+from evaluation.metric_columns import AVG, DEFAULT_CATEGORY, DIST, EMT, PPL, TP, variant_matches
+from evaluation.scorers.measures import QUALITY
 from evaluation.models import EvaluationJob, JobMetric, ModelSpec
 from toxplatform.corpus.models import Dataset, Language
 from toxplatform.errors import ApplicationError
 
 BASELINE = "none"
 COLUMNS = [EMT, TP, AVG, PPL, *DIST]
-PAIRED = ("emt", "tp", "avg")
-PERPLEXITY = "perplexity"
+PAIRED = (EMT.metric, TP.metric, AVG.metric)
 
 
 @dataclass
@@ -113,13 +114,13 @@ def methods_board(*, model: ModelSpec, dataset: Dataset, language: Language, sco
         raise ApplicationError("No methods leaderboard for these options",
                                {"jobs": f"no finished job of {model.name!r} on {dataset.slug!r} in {language.code!r}"})
     rows = JobMetric.objects.filter(job__in=jobs, language=language, subset="all")
-    harm = {(r.scorer, r.category) for r in rows if r.metric == "emt"}
+    harm = {(r.scorer, r.category) for r in rows if r.metric == EMT.metric}
     scorers = sorted({s for s, _ in harm})
     scorer = scorer or (scorers[0] if scorers else "")
     if scorer and scorer not in scorers:
         raise ApplicationError("No methods leaderboard for these options",
                                {"scorer": f"no job has {scorer!r} scores (found: {', '.join(scorers) or 'none'})"})
-    fluency = sorted({r.scorer for r in rows if r.metric == "ppl"})
+    fluency = sorted({r.scorer for r in rows if r.metric == PPL.metric and r.measure == QUALITY})
     perplexity_scorer = perplexity_scorer or (fluency[0] if fluency else "")
     if perplexity_scorer and perplexity_scorer not in fluency:
         raise ApplicationError("No methods leaderboard for these options",
@@ -136,7 +137,7 @@ def methods_board(*, model: ModelSpec, dataset: Dataset, language: Language, sco
             or (row.metric == PPL.metric and row.scorer == perplexity_scorer and "ppl<" not in row.variant)
             or (row.metric.startswith("dist-") and row.scorer == "" and "per token" not in row.variant)
         )
-        if wanted and variant_matches(row.variant, k=k, rule=rule):
+        if wanted and variant_matches(row, k=k, rule=rule):
             by_job[row.job_id].cells[row.metric] = _cell(row)
 
     method_rows = sorted(by_job.values(), key=lambda r: (not r.is_baseline, r.label))

@@ -1,15 +1,15 @@
 """The methods leaderboard as a page, a CSV file and an API endpoint (evaluation/method_board.py)."""
-from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseBadRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from rest_framework import viewsets
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from evaluation import exports, method_board
 from evaluation.models import EvaluationJob
 from toxplatform.corpus.models import Language
+from toxplatform.accounts.permissions import CanReadLeaderboards, leaderboard_access
 from toxplatform.errors import ApplicationError
+from toxplatform.middleware import plain_text_errors
 
 
 def _choices() -> dict:
@@ -21,26 +21,21 @@ def _choices() -> dict:
     }
 
 
-@login_required
+@leaderboard_access
 def methods_leaderboard(request, code: str):
     language = get_object_or_404(Language, code=code)
     context = {"language": language, "query": request.GET, **_choices()}
     if not request.GET.get("model") or not request.GET.get("dataset"):
         return render(request, "evaluation/method_board.html", context)
-    try:
-        board = method_board.board_from_query(language, request.GET)
-    except ApplicationError as error:
-        return render(request, "evaluation/method_board.html", context | {"error": error}, status=400)
+    board = method_board.board_from_query(language, request.GET)  # a bad option: the error middleware's 400
     return render(request, "evaluation/method_board.html", context | {"board": board, "chart": board.chart()})
 
 
-@login_required
+@plain_text_errors
+@leaderboard_access
 def methods_leaderboard_csv(request, code: str):
     language = get_object_or_404(Language, code=code)
-    try:
-        board = method_board.board_from_query(language, request.GET)
-    except ApplicationError as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    board = method_board.board_from_query(language, request.GET)
     response = StreamingHttpResponse(exports.to_csv(method_board.board_csv_rows(board)),
                                      content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="methods-{language.code}.csv"'
@@ -51,7 +46,7 @@ def methods_leaderboard_csv(request, code: str):
 class MethodLeaderboardViewSet(viewsets.ViewSet):
     """GET /api/method-leaderboard/?language=hi&model=M&dataset=D[&scorer=&category=&perplexity_scorer=&k=&rule=]"""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = [CanReadLeaderboards]
 
     def list(self, request):
         code = request.query_params.get("language", "")

@@ -48,10 +48,12 @@ def _model_files(name: str) -> tuple[Path, str]:
     from evaluation.model_loading import local_model_files
     from evaluation.models import ModelSpec
 
-    spec = ModelSpec.objects.filter(name=name).first()
-    if spec is None:
+    if "/" in name or name.startswith(("~", ".")):
         # A path: local_model_files resolves it inside the allowed model folders or refuses it.
         return local_model_files(name)
+    spec = ModelSpec.objects.filter(name=name).first()
+    if spec is None:
+        raise ApplicationError(f"unknown model {name!r}: neither a model spec name nor a path")
     if not backend(spec.backend).has_local_model:
         raise ApplicationError(f"model {name!r} is an HTTP endpoint: DExperts needs local weights")
     return local_model_files(spec.location, spec.gguf_file)

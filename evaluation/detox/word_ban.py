@@ -91,7 +91,7 @@ class WordBan(DetoxMethod):
     summary = "Block every token sequence of listed offensive words while decoding, per language (RTP baseline)"
     requires_local_model = True
     parameters = ParamSchema(
-        Param("lexicon", bool, True, help="Ban the glin-profanity list of each prompt's language"),
+        Param("term_lists", bool, True, help="Ban the glin-profanity list of each prompt's language"),
         Param("word_file", str, "", max_length=1000, single_line=True,
               help="A file inside the detox data folders, one word a line, banned in every language"),
     )
@@ -114,8 +114,8 @@ class WordBan(DetoxMethod):
                 read_word_file(params["word_file"])
             except ApplicationError as error:
                 problems["word_file"] = str(error)
-        elif not params["lexicon"]:
-            problems["lexicon"] = "is off and no word_file is given: nothing would be banned"
+        elif not params["term_lists"]:
+            problems["term_lists"] = "is off and no word_file is given: nothing would be banned"
         return problems
 
     def transform_prompt(self, prompt: PromptInput) -> PromptInput:
@@ -128,7 +128,7 @@ class WordBan(DetoxMethod):
         if language not in self._tables:
             code = lexicon.list_code(language)
             words = list(self.extra_words)
-            if self.params["lexicon"]:
+            if self.params["term_lists"]:
                 if code is None:
                     missing = self.notes.setdefault("languages_without_list", [])
                     if language not in missing:

@@ -61,9 +61,14 @@ def test_methods_side_by_side_with_their_metrics_and_paired_differences_to_none(
 
 
 def test_page_csv_and_api_show_the_same_rows(jobs, client):
-    make_user("reader", Role.ANNOTATOR)
+    # Leaderboards name models and methods: researchers read them (annotators judge blind).
+    make_user("reader", Role.RESEARCHER)
     client.login(username="reader", password=PASSWORD)
     query = {"model": "tiny-llama", "dataset": jobs["none"].dataset.slug}
+    make_user("blind", Role.ANNOTATOR)
+    annotator = type(client)()
+    annotator.login(username="blind", password=PASSWORD)
+    assert annotator.get(reverse("evaluation:methods-leaderboard", args=["en"]), query).status_code == 403
     page = client.get(reverse("evaluation:methods-leaderboard", args=["en"]), query)
     assert page.status_code == 200
     body = page.content.decode()

@@ -68,7 +68,7 @@ def test_a_word_the_model_would_write_is_never_written(generator, data_root):
     word_ids = generator.tokenizer(word, add_special_tokens=False)["input_ids"]
     assert len(word_ids) >= 2 and word
     (data_root / "words.txt").write_text(f"# test list\n{word}\n", encoding="utf-8")
-    method = WordBan(lexicon=False, word_file="words.txt")
+    method = WordBan(term_lists=False, word_file="words.txt")
     transformed = method.transform_prompt(prompt)
     with method.applied(generator) as hooks:
         banned_text = generator.generate([transformed], params, hooks)[0][0].text
@@ -116,11 +116,11 @@ def test_generation_is_unchanged_after_the_context_and_after_an_exception(genera
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"lexicon": False}, "nothing would be banned"),
+    ({"term_lists": False}, "nothing would be banned"),
     ({"word_file": "missing.txt"}, "does not exist"),
     ({"word_file": "/etc/hostname"}, "outside the detox data folders"),
     ({"word_file": "empty.txt"}, "has no words"),
-    ({"lexicon": "yes"}, "lexicon must be true or false"),
+    ({"term_lists": "yes"}, "term_lists must be true or false"),
 ])
 def test_bad_parameters_are_rejected(data_root, params, message):
     (data_root / "empty.txt").write_text("# nothing\n\n")
