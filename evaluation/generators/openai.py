@@ -28,7 +28,6 @@ words are counted. Both are approximations, documented as such.
 """
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import re
@@ -40,6 +39,7 @@ from urllib.parse import urlsplit
 import requests
 
 from evaluation import model_loading
+from evaluation.http_client import RETRYABLE_STATUS, retry_after_s  # noqa: F401  (retry_after_s: tests)
 from evaluation.generators.base import (
     GenerationHooks,
     GenerationParams,
@@ -58,7 +58,6 @@ from toxplatform.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULTS = {
     "max_concurrency": 8,
     "timeout_s": 120.0,
@@ -293,21 +292,6 @@ def error_message(response: requests.Response) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])[:500]
     return str(data)[:500]
-
-
-def retry_after_s(header: str | None) -> float | None:
-    """Retry-After as seconds: either a number or an HTTP date."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def token_counts(texts: list[str], finish_reasons: list, usage: dict | None, max_tokens: int) -> list[int]:
