@@ -7,7 +7,9 @@ Application: a forward hook on the chosen decoder layer(s) subtracts alpha * v f
 residual stream, where v is
 - "probe": W itself (the paper's main result; ajyl/dpo_toxic ships scale 50 for GPT-2 medium);
 - "mlp_value": the MLP value vector (a column of an MLP output projection, any layer) with the
-  highest cosine similarity to W, unit-normalized (ajyl/dpo_toxic: scale 20).
+  highest cosine similarity to W, unit-normalized (ajyl/dpo_toxic: scale 20);
+- "svd": the top left-singular vector of the `svd_vectors` (512) value vectors most similar to W
+  (stacked as columns), its sign turned toward W (ajyl/dpo_toxic: scale 100).
 positions="last" (default, as ajyl/dpo_toxic) changes only the last position of each forward
 pass: the prompt's last token, then every generated token; "all" changes every position.
 """
@@ -48,8 +50,11 @@ class ToxicVector(LearningMethod, DetoxMethod):
               help="How much of the unit vector to subtract (ajyl/dpo_toxic: 50 with the probe on GPT-2 medium)"),
         Param("layers", list, None, optional=True, item_kind=int, max_length=1000,
               help="Decoder layers whose output loses alpha * v (empty: the last layer)"),
-        Param("vector", str, "probe", choices=("probe", "mlp_value"),
-              help="The probe direction, or the MLP value vector most similar to it"),
+        Param("vector", str, "probe", choices=("probe", "mlp_value", "svd"),
+              help="The probe direction, the MLP value vector most similar to it, or the top SVD "
+                   "direction of the value vectors most similar to it"),
+        Param("svd_vectors", int, 512, minimum=1, maximum=1_000_000,
+              help="vector=svd: how many of the most similar value vectors (reference: 512)"),
         Param("positions", str, "last", choices=("last", "all"),
               help="Subtract at the last position of each forward pass (reference code) or at every position"),
     )
@@ -71,6 +76,13 @@ class ToxicVector(LearningMethod, DetoxMethod):
         probe = self.artifact["probe"].double()
         if self.params["vector"] == "probe":
             return probe, {"vector": "probe"}
+        if self.params["vector"] == "svd":
+            values = torch.cat([value_vectors(layer).double().cpu() for layer in decoder_layers(model)])
+            cosine = values @ probe / values.norm(dim=1).clamp(min=1e-12)
+            top = torch.argsort(cosine, descending=True, stable=True)[: self.params["svd_vectors"]]
+            left, _, _ = torch.linalg.svd(values[top].T, full_matrices=False)
+            vector = left[:, 0] if float(left[:, 0] @ probe) >= 0 else -left[:, 0]
+            return vector / vector.norm(), {"vector": "svd", "value_vectors": len(top)}
         best = (-2.0, 0, 0)
         for index, layer in enumerate(decoder_layers(model)):
             values = value_vectors(layer).double().cpu()

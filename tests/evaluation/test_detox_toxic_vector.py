@@ -107,6 +107,20 @@ def test_mlp_value_vector_is_the_most_similar_one(generator, prepared):
     assert torch.allclose(vector, expected / expected.norm())
 
 
+def test_svd_vector_is_the_top_singular_direction_of_the_most_similar_value_vectors(generator, prepared):
+    method = ToxicVector(vector="svd", svd_vectors=20)
+    method.artifact = prepared
+    vector, origin = method.direction(generator.model)
+    rows = torch.cat([value_vectors(layer).double() for layer in decoder_layers(generator.model)])
+    cosine = torch.nn.functional.cosine_similarity(rows, prepared["probe"].unsqueeze(0), dim=1)
+    top = rows[torch.topk(cosine, 20).indices]
+    # The top singular direction maximizes the summed squared projections of those vectors.
+    projections = (top @ vector).pow(2).sum()
+    assert projections == pytest.approx(torch.linalg.matrix_norm(top, ord=2).item() ** 2, rel=1e-9)
+    assert float(vector @ prepared["probe"]) > 0 and vector.norm().item() == pytest.approx(1.0)
+    assert origin == {"vector": "svd", "value_vectors": 20}
+
+
 def test_bit_identical_after_the_context_and_after_an_exception(generator, prepared):
     method = ToxicVector(positions="all")
     method.artifact = prepared
@@ -136,7 +150,8 @@ def test_second_load_or_prepare_reuses_the_probe(generator, settings, tmp_path, 
 
 @pytest.mark.parametrize("params, message", [
     ({"alpha": -1}, "alpha must be in [0, 10,000] (got -1.0)"),
-    ({"vector": "svd"}, "vector must be one of probe, mlp_value"),
+    ({"vector": "pca"}, "vector must be one of probe, mlp_value, svd"),
+    ({"svd_vectors": 0}, "svd_vectors must be 1 to 1,000,000 (got 0)"),
     ({"positions": "first"}, "positions must be one of last, all"),
     ({"layers": 3}, "layers must be a list"),
 ])
