@@ -236,3 +236,14 @@ class DetoxArtifact(models.Model):
                 name="unique_detox_artifact",
             )
         ]
+
+
+# Scorer trust (training runs, scorer evaluations, imported scores): their own module.
+from evaluation.scorer_trust.models import (  # noqa: E402,F401
+    ImportedScore,
+    ImportedScoreSet,
+    ScorerEvaluation,
+    ScorerEvaluationResult,
+    ScorerEvaluationScore,
+    TrainingRun,
+)

@@ -49,3 +49,7 @@ def finalize_job(job_id: int) -> None:
 def resume_stale_jobs() -> None:
     """For celery beat: re-send chunks whose message was lost or whose worker died."""
     services.resume_stale_jobs()
+
+
+# Scorer trust: training runs and scorer evaluations (their own module).
+from evaluation.scorer_trust.tasks import evaluate_scorer, train_scorer  # noqa: E402,F401
