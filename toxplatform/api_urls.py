@@ -14,6 +14,7 @@ from rest_framework.routers import DefaultRouter
 API_MODULES = [
     "toxplatform.corpus.api",
     "evaluation.api",
+    "evaluation.scorer_trust.api",
 ]
 
 router = DefaultRouter()

@@ -107,8 +107,8 @@ def cell(human: np.ndarray, scorer_classes: np.ndarray, scorer_values: np.ndarra
         "n": int(valid.sum()),
         "invalid": int((~valid).sum()),
         "human_ceiling": _value(ceiling),
-        "human_classes": {str(k): v for k, v in agreement.class_counts(_ints(human), labels=scale).items()},
-        "scorer_classes": {str(k): v for k, v in agreement.class_counts(scorer_valid, labels=scale).items()},
+        "human_classes": {str(int(k)): v for k, v in agreement.class_counts(_ints(human), labels=scale).items()},
+        "scorer_classes": {str(int(k)): v for k, v in agreement.class_counts(scorer_valid, labels=scale).items()},
         "undefined_reason": kappa.undefined_reason or "",
     }
 

@@ -185,3 +185,21 @@ def test_encoder_directory_outside_the_allowed_roots_is_refused(trained, setting
 def test_train_scorer_cli_reports_bad_input(trained):
     with pytest.raises(CommandError, match="Unknown dataset"):
         call_command("train_scorer", "--dataset", "nope", stdout=StringIO())
+
+
+def test_evaluating_a_trained_scorer_on_its_own_dataset_counts_only_heldout_groups(trained):
+    """evaluate_scorer of trained:<name> on the dataset it learnt from leaves out the training
+    groups and reproduces the run's held-out numbers (same prompts, same classes)."""
+    report, run = trained
+    out = StringIO()
+    call_command("evaluate_scorer", "--scorer", f'trained:{{"name": "{NAME}"}}',
+                 "--dataset", "rtp-lx", "--bootstrap", "0", "--json", stdout=out)
+    evaluated = json.loads(out.getvalue())
+    assert evaluated["scorer"] == "trained:slice-e5"
+    assert evaluated["excluded_prompts"] == report["heldout"]["prompts"]["train"]
+    by_cell = {(row["language"], row["category"]): row for row in report["results"]}
+    for row in evaluated["results"]:
+        mine = by_cell[(row["language"], row["category"])]
+        assert row["n"] == mine["n"]
+        assert row["weighted_kappa"] == pytest.approx(mine["weighted_kappa"], abs=1e-9) or (
+            row["weighted_kappa"] is None and mine["weighted_kappa"] is None)
