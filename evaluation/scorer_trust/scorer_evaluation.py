@@ -59,8 +59,12 @@ def build_scorer(name: str, params: dict):
 
 def create_scorer_evaluation(*, scorer=None, imported: str | None = None, dataset: str = "rtp-lx", languages=(),
                              categories=(), aggregate_rule: str = DEFAULT_RULE, bootstrap: int = 1000, seed: int = 0,
-                             user=None, enqueue: bool = True) -> ScorerEvaluation:
-    """Check everything, then write a QUEUED evaluation (queued as a task on commit)."""
+                             heldout_of: str | None = None, user=None, enqueue: bool = True) -> ScorerEvaluation:
+    """Check everything, then write a QUEUED evaluation (queued as a task on commit).
+
+    heldout_of: the name of a finished training run on this dataset; only its held-out
+    groups are scored, so any scorer can be compared with that trained scorer on the same
+    prompts."""
     if (scorer is None) == (imported is None):
         raise ApplicationError("Evaluate either a scorer or a set of imported scores (one of them)")
     check_rule(aggregate_rule)
@@ -91,6 +95,15 @@ def create_scorer_evaluation(*, scorer=None, imported: str | None = None, datase
             )
         offered = {category: Measure.from_json(measure) for category, measure in score_set.measures.items()}
         fields.update(source=ScorerEvaluation.Source.IMPORTED, imported=score_set, scorer_key=score_set.scorer_key)
+    if heldout_of:
+        from evaluation.scorer_trust.models import RunStatus, TrainingRun
+
+        run = TrainingRun.objects.filter(name=heldout_of, status=RunStatus.DONE, dataset=dataset_row).first()
+        if run is None:
+            raise ApplicationError(f"No finished training run named {heldout_of!r} on {dataset_row.slug!r}",
+                                   {"heldout_of": heldout_of})
+        fields["notes"] = {"heldout_of": run.name, "heldout_fraction": run.params["heldout_fraction"],
+                           "heldout_seed": run.params["seed"]}
     dataset_row, chosen_languages, labelled = resolve_selection(dataset_row.slug, languages, categories)
     chosen = [category.slug for category in labelled]
     if categories:
@@ -161,7 +174,11 @@ def _evaluate(evaluation: ScorerEvaluation, step) -> None:
     gold = load_gold_labels(dataset, languages, categories, evaluation.aggregate_rule)
     measures = {slug: Measure.from_json(measure) for slug, measure in evaluation.measures.items()}
     include = np.ones(len(gold), dtype=bool)
-    notes = {}
+    notes = dict(evaluation.notes or {})
+    if notes.get("heldout_of"):
+        from evaluation.scorer_trust import learning
+
+        include &= learning.heldout_mask(gold.group_keys, notes["heldout_fraction"], notes["heldout_seed"])
     if evaluation.source == ScorerEvaluation.Source.SCORER:
         scorer = build_scorer(evaluation.scorer_name, evaluation.scorer_params)
         try:
@@ -214,7 +231,8 @@ def _evaluate(evaluation: ScorerEvaluation, step) -> None:
             )
             for row in rows if row["language"] in known_languages
         ])
-        runs.finish(evaluation, excluded_prompts=int((~include).sum()) if "excluded" in notes else 0, notes=notes)
+        runs.finish(evaluation, excluded_prompts=int((~include).sum()) if "excluded" in notes or notes.get("heldout_of") else 0,
+                    notes=notes)
 
 
 def _score_prompts(evaluation: ScorerEvaluation, scorer, gold, include: np.ndarray, step) -> None:

@@ -213,3 +213,17 @@ def test_reuse_reports_the_finished_run_instead_of_training_again(trained):
                  stderr=StringIO())
     assert json.loads(out.getvalue())["run"] == run.pk
     assert TrainingRun.objects.count() == before
+
+
+def test_any_scorer_can_be_measured_on_a_runs_heldout_groups(trained):
+    report, _ = trained
+    out = StringIO()
+    call_command("evaluate_scorer", "--scorer", "lexicon", "--dataset", "rtp-lx", "--heldout-of", NAME,
+                 "--bootstrap", "0", "--json", stdout=out)
+    lexicon = json.loads(out.getvalue())
+    assert lexicon["heldout_of"] == NAME
+    assert lexicon["excluded_prompts"] == report["heldout"]["prompts"]["train"]
+    trained_n = {row["language"]: row["n"] for row in report["results"] if row["category"] == "toxicity"}
+    assert {row["language"]: row["n"] + row["invalid"] for row in lexicon["results"]} == trained_n
+    with pytest.raises(CommandError, match="No finished training run named 'nope'"):
+        call_command("evaluate_scorer", "--scorer", "lexicon", "--heldout-of", "nope", stdout=StringIO())

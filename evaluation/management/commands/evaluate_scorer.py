@@ -30,6 +30,8 @@ class Command(BaseCommand):
         parser.add_argument("--aggregate-rule", default=DEFAULT_RULE)
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per CI (0: none)")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--heldout-of", default=None, metavar="RUN",
+                            help="score only the held-out groups of this training run (compare on the same prompts)")
         parser.add_argument("--queue", action="store_true", help="queue it for a worker instead of running it here")
         parser.add_argument("--json", action="store_true")
         parser.add_argument("--no-progress", action="store_true")
@@ -40,7 +42,8 @@ class Command(BaseCommand):
                 scorer=parse_scorer(options["scorer"]) if options["scorer"] else None,
                 imported=options["imported"], dataset=options["dataset"], languages=options["languages"],
                 categories=options["categories"], aggregate_rule=options["aggregate_rule"],
-                bootstrap=options["bootstrap"], seed=options["seed"], enqueue=options["queue"],
+                bootstrap=options["bootstrap"], seed=options["seed"], heldout_of=options["heldout_of"],
+                enqueue=options["queue"],
             )
         except ApplicationError as error:
             raise CommandError(str(error)) from None
@@ -82,6 +85,7 @@ def as_json(evaluation, rows) -> dict:
         "mapping_rule_description": MAPPING_DESCRIPTION,
         "measures": evaluation.measures,
         "excluded_prompts": evaluation.excluded_prompts,
+        "heldout_of": (evaluation.notes or {}).get("heldout_of"),
         "summary": (evaluation.notes or {}).get("summary"),
         **json_results(rows),
     }
