@@ -227,3 +227,27 @@ def test_any_scorer_can_be_measured_on_a_runs_heldout_groups(trained):
     assert {row["language"]: row["n"] + row["invalid"] for row in lexicon["results"]} == trained_n
     with pytest.raises(CommandError, match="No finished training run named 'nope'"):
         call_command("evaluate_scorer", "--scorer", "lexicon", "--heldout-of", "nope", stdout=StringIO())
+
+
+def test_a_job_scores_with_the_trained_scorer_by_name(trained, tmp_path):
+    """`--scorer 'trained:{"name": ...}'` in a job: scores and metrics stored under trained:<name>,
+    its rating measure recorded with the job (EMT/TP read it through [0, 1])."""
+    from evaluation.models import EvaluationJob, JobMetric, Score
+    from tests.tiny_models import build_tiny_causal_lm
+
+    model_dir = build_tiny_causal_lm(tmp_path / "llama", arch="llama")
+    out = StringIO()
+    call_command("evaluate", "--model", str(model_dir), "--dataset", "rtp-lx", "--languages", "de", "ar",
+                 "--prompts-per-language", "2", "--k", "2", "--max-new-tokens", "3",
+                 "--scorer", f'trained:{{"name": "{NAME}"}}', "--no-progress", "--json", stdout=out, stderr=StringIO())
+    job = EvaluationJob.objects.get(pk=json.loads(out.getvalue())["job"])
+    assert job.status == "done" and job.scorer_keys == ["trained:slice-e5"]
+    scores = Score.objects.filter(generation__job=job, scorer="trained:slice-e5")
+    assert scores.count() == 2 * 2 * 2 * 8
+    assert set(scores.filter(category="toxicity").values_list("value", flat=True)) <= {1.0, 2.0, 3.0, 4.0, 5.0}
+    emt = JobMetric.objects.filter(job=job, scorer="trained:slice-e5", category="toxicity", metric="emt",
+                                   subset="all")
+    assert emt.exists()
+    if "measures" in job.scorers[0]:  # jobs that record their scorers' measures read ratings through [0, 1]
+        assert job.scorers[0]["measures"]["toxicity"]["kind"] == "rating"
+        assert all(0.0 <= m.value <= 1.0 for m in emt)
