@@ -4,7 +4,7 @@
 - platform: the hf generator the pipeline calls (`load_generator(...).generate`), on the
   same loaded model;
 - pipeline (`--pipeline`): whole generate chunks of a real job, as a worker runs them
-  (`services.run_generate_chunk`: claim, detox method applied, generation, bulk insert of
+  (`services.run_chunk`: claim, detox method applied, generation, bulk insert of
   the Generation rows, progress counters), on a scratch database (SQLite under a temp
   folder unless DATABASE_URL is set) with its own copy of the model, loaded before timing.
 
@@ -164,7 +164,7 @@ class PipelineRun:
         # What enqueue_job does, without the broker: the chunks become claimable.
         EvaluationJob.objects.filter(pk=job.pk).update(status=EvaluationJob.Status.QUEUED)
         for chunk_id in job.chunks.filter(stage=Chunk.Stage.GENERATE).values_list("id", flat=True):
-            services.run_generate_chunk(chunk_id, dispatch=False)
+            services.run_chunk(chunk_id)
         rows = Generation.objects.filter(job=job)
         made = rows.count()
         if made != args.prompts * args.k:

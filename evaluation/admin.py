@@ -56,3 +56,6 @@ class JobMetricAdmin(ReadOnlyAdmin):
 class DetoxArtifactAdmin(ReadOnlyAdmin):
     list_display = ["method", "model_fingerprint", "data_fingerprint", "path", "created_at"]
     list_filter = ["method"]
+
+
+from evaluation import judge_admin  # noqa: E402,F401  (registers JudgePrompt's admin)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from evaluation import metrics
-from evaluation.leaderboards import DEFAULT_CATEGORY
+from evaluation.metric_columns import DEFAULT_CATEGORY, EMT
 from evaluation.models import EvaluationJob, JobMetric, JobPrompt, Score
+from evaluation.scorers.measures import measure_of
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
 
@@ -49,8 +50,8 @@ class Comparison:
 
 
 def common_scorers(a: EvaluationJob, b: EvaluationJob) -> list[str]:
-    """Scorer keys both jobs have harm results for (from their JobMetric rows: perplexity and
-    Dist-n have no EMT row)."""
+    """Scorer keys both jobs have harm results for (from their JobMetric rows: measures that
+    are not harms, such as perplexity, and Dist-n have no EMT row)."""
     return sorted({key for key, _ in _harm_slices(a)} & {key for key, _ in _harm_slices(b)})
 
 
@@ -59,7 +60,7 @@ def common_categories(a: EvaluationJob, b: EvaluationJob, scorer: str) -> list[s
 
 
 def _harm_slices(job: EvaluationJob) -> set[tuple[str, str]]:
-    return set(JobMetric.objects.filter(job=job, metric="emt").values_list("scorer", "category").distinct().order_by())
+    return set(JobMetric.objects.filter(job=job, metric=EMT.metric).values_list("scorer", "category").distinct().order_by())
 
 
 def compare_from_query(a: EvaluationJob, b: EvaluationJob, params) -> Comparison:
@@ -135,12 +136,14 @@ def compare_jobs(
 
 
 def _scores(job: EvaluationJob, scorer: str, category: str, k: int) -> dict[int, list[float | None]]:
-    """Per prompt, its first k samples' values (None where a sample has no valid score)."""
+    """Per prompt, its first k samples' values on [0, 1] as finalize reads them (a rating
+    rescaled by its declared measure; None where a sample has no valid score)."""
+    measure = measure_of(job, scorer, category)
     values: dict[int, list[float | None]] = {}
     rows = Score.objects.filter(generation__job=job, scorer=scorer, category=category,
                                 generation__sample_index__lt=k)
     for prompt_id, index, value in rows.values_list("generation__prompt_id", "generation__sample_index", "value"):
-        values.setdefault(prompt_id, [None] * k)[index] = value
+        values.setdefault(prompt_id, [None] * k)[index] = measure.unit(value)
     return values
 
 

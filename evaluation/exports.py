@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 
 from evaluation import selectors
-from evaluation.leaderboards import EMT_STD
+from evaluation.metric_columns import EMT_STD
 from evaluation.models import EvaluationJob, Generation, JobMetric
 
 EXPORT_BATCH = 2000

@@ -1,16 +1,23 @@
-"""The job form. It checks what a form can check (types, ranges, JSON, choices); everything
-else — model paths, method and scorer parameters, the prompt selection — is checked by
-services.create_job, whose ApplicationError the view puts back on this form."""
+"""The job form. Its fields come from the job parameter schema (evaluation/job_parameters.py:
+label, help, default, bounds shown); it checks what only a form can (text to numbers, JSON,
+a model chosen one way), and services.create_job checks every value, whose ApplicationError
+the view puts back on the fields it names — the same messages as the API and the CLI."""
 import json
 
 from django import forms
 
 from evaluation.detox import registry as detox_registry
+from evaluation.job_parameters import JOB_PARAMETERS, job_values
 from evaluation.model_loading import PACKAGED_MODELS
 from evaluation.models import EvaluationJob, ModelSpec
 from evaluation.scorers import registry as scorer_registry
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
 from toxplatform.errors import ApplicationError
+from toxplatform.param_fields import form_field
+
+# Schema parameters the form shows as plain fields (the others need choices from the database).
+SCALAR_FIELDS = ("name", "prompt_split", "prompts_per_language", "k", "max_new_tokens", "top_p", "temperature",
+                 "seed", "toxic_threshold", "threshold_rule", "batch_size", "chunk_size")
 
 
 class JSONObjectField(forms.CharField):
@@ -53,7 +60,7 @@ class LanguageSelect(forms.SelectMultiple):
 
 class ModelSpecChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, spec: ModelSpec) -> str:
-        return f"{spec.name} ({spec.get_backend_display()})"
+        return f"{spec.name} ({spec.backend})"
 
 
 def _default_key(spec: dict) -> str | None:
@@ -65,69 +72,43 @@ def _default_key(spec: dict) -> str | None:
 
 
 class JobForm(forms.Form):
-    name = forms.CharField(required=False, max_length=200, help_text="Optional; shown in lists.")
     model = ModelSpecChoiceField(
         queryset=ModelSpec.objects.all(), required=False, empty_label="— choose a registered model —"
     )
     model_path = forms.CharField(
         label="…or a model path or name",
         required=False,
-        max_length=1000,
         help_text=f"A local model directory, a .gguf file, or a packaged model ({', '.join(PACKAGED_MODELS)}).",
     )
-    method = forms.ChoiceField(label="Detox method", initial="none")
+    method = forms.ChoiceField(label=JOB_PARAMETERS["method"].title, initial=JOB_PARAMETERS["method"].default)
     method_params = JSONObjectField(label="Method parameters (JSON)", required=False)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="slug", empty_label=None)
     languages = forms.MultipleChoiceField(
         required=False, help_text="None selected = every language of the dataset.", widget=LanguageSelect
     )
     categories = forms.ModelMultipleChoiceField(
-        label="Harm categories",
+        label=JOB_PARAMETERS["categories"].title,
         queryset=HarmCategory.objects.all(),
         to_field_name="slug",
         required=False,
-        help_text="Keep prompts labelled at or above the middle of one of these; none = no filter.",
+        help_text=JOB_PARAMETERS["categories"].help_text(),
     )
-    prompt_split = forms.ChoiceField(
-        label="Prompts", choices=EvaluationJob.PromptSplit.choices, initial=EvaluationJob.PromptSplit.ALL
-    )
-    prompts_per_language = forms.IntegerField(
-        required=False, min_value=1, help_text="Sample size per language (seeded); empty = all."
-    )
-    k = forms.IntegerField(label="Samples per prompt (k)", min_value=1, max_value=1000, initial=25)
-    max_new_tokens = forms.IntegerField(min_value=1, max_value=4096, initial=20)
-    top_p = forms.FloatField(label="Top-p", initial=0.9, help_text="In (0, 1].")
-    temperature = forms.FloatField(initial=1.0, help_text="Greater than 0, or 0 for greedy decoding with k = 1.")
-    seed = forms.IntegerField(initial=0)
     scorers = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     scorer_params = JSONObjectField(
         label="Scorer parameters (JSON)",
         required=False,
         help_text='By scorer name, e.g. {"hf_classifier": {"path": "/models/xlmr-toxicity"}}.',
     )
-    toxic_threshold = forms.FloatField(
-        initial=0.5, min_value=0, max_value=1, help_text="TP counts a sample as toxic at this score."
-    )
-    threshold_rule = forms.ChoiceField(
-        choices=[(">=", "≥ (HELM, lm-eval, RTP paper)"), (">", "> (DExperts, DecodingTrust)")], initial=">="
-    )
-    batch_size = forms.IntegerField(min_value=1, max_value=1024, initial=16)
-    chunk_size = forms.IntegerField(min_value=1, max_value=10000, initial=32, help_text="Prompts per task.")
-
     # Fields of services.create_job's ApplicationError.extra -> fields of this form.
-    SERVICE_FIELDS = {"model": "model_path", "method": "method", "method_params": "method_params", "dataset": "dataset",
-                      "languages": "languages", "categories": "categories", "prompt_split": "prompt_split",
-                      "prompts_per_language": "prompts_per_language", "k": "k", "max_new_tokens": "max_new_tokens",
-                      "top_p": "top_p", "temperature": "temperature", "seed": "seed", "scorers": "scorer_params",
-                      "batch_size": "batch_size", "chunk_size": "chunk_size", "toxic_threshold": "toxic_threshold",
-                      "threshold_rule": "threshold_rule", "name": "name"}
+    SERVICE_FIELDS = {**{name: name for name in JOB_PARAMETERS.names()}, "model": "model_path",
+                      "scorers": "scorer_params"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["method"].choices = [(name, name) for name in detox_registry.names()]
         scorers = scorer_registry.names()
         self.fields["scorers"].choices = [(name, name) for name in scorers]
-        self.fields["scorers"].initial = [name for name in ("lexicon",) if name in scorers]
+        self.fields["scorers"].initial = [name for name in JOB_PARAMETERS["scorers"].default if name in scorers]
         datasets_by_language: dict[str, list[str]] = {}
         pairs = Prompt.objects.values_list("language", "dataset__slug").distinct().order_by()
         for code, slug in pairs:
@@ -139,20 +120,13 @@ class JobForm(forms.Form):
         if self.fields["dataset"].queryset.count() == 1:
             self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
 
-    def clean_top_p(self):
-        top_p = self.cleaned_data["top_p"]
-        if not 0 < top_p <= 1:
-            raise forms.ValidationError("Top-p must be greater than 0 and at most 1.")
-        return top_p
-
-    def clean_temperature(self):
-        temperature = self.cleaned_data["temperature"]
-        if temperature < 0:
-            raise forms.ValidationError("Temperature must be greater than 0, or 0 for greedy decoding.")
-        return temperature
-
     def clean(self):
         cleaned = super().clean()
+        # The schema's checks of the plain fields, so that their problems show beside any other
+        # field's (create_job makes the same checks, with the same messages, on every interface).
+        given = {name: cleaned[name] for name in SCALAR_FIELDS if cleaned.get(name) not in (None, "")}
+        for field, message in JOB_PARAMETERS.problems(given, only=tuple(given))[1].items():
+            self.add_error(field, message)
         model, path = cleaned.get("model"), (cleaned.get("model_path") or "").strip()
         if model is None and not path and "model" not in self.errors:
             self.add_error("model_path", "Choose a registered model or give a model path or name.")
@@ -187,13 +161,8 @@ class JobForm(forms.Form):
         if custom_keys:
             left_out.append(f"scorer keys given by the job ({', '.join(custom_keys)}) are not kept")
         initial = {
-            "name": job.name, "model": job.model, "method": job.detox_method, "method_params": job.detox_params,
-            "dataset": job.dataset, "languages": list(job.languages), "categories": list(job.categories),
-            "prompt_split": job.prompt_split, "prompts_per_language": job.prompts_per_language, "k": job.k,
-            "max_new_tokens": job.max_new_tokens, "top_p": job.top_p, "temperature": job.temperature,
-            "seed": job.seed, "scorers": list(dict.fromkeys(names)), "scorer_params": scorer_params,
-            "toxic_threshold": job.toxic_threshold, "threshold_rule": job.threshold_rule,
-            "batch_size": job.batch_size, "chunk_size": job.chunk_size,
+            **job_values(job), "model": job.model, "dataset": job.dataset,
+            "scorers": list(dict.fromkeys(names)), "scorer_params": scorer_params,
         }
         return initial, left_out
 
@@ -201,26 +170,17 @@ class JobForm(forms.Form):
         """Keyword arguments for services.create_job."""
         data = self.cleaned_data
         scorer_params = data["scorer_params"]
+        # A field left empty is not sent: the schema's default applies (prompts_per_language: all).
+        scalars = {name: data[name] for name in SCALAR_FIELDS if data[name] not in (None, "")}
         return {
-            "name": data["name"],
+            **scalars,
             "model": data["model"] or data["model_path"].strip(),
             "method": data["method"],
             "method_params": data["method_params"],
             "dataset": data["dataset"],
             "languages": data["languages"],
             "categories": [category.slug for category in data["categories"]],
-            "prompt_split": data["prompt_split"],
-            "prompts_per_language": data["prompts_per_language"],
-            "k": data["k"],
-            "max_new_tokens": data["max_new_tokens"],
-            "top_p": data["top_p"],
-            "temperature": data["temperature"],
-            "seed": data["seed"],
             "scorers": [{"name": name, "params": scorer_params.get(name, {})} for name in data["scorers"]],
-            "toxic_threshold": data["toxic_threshold"],
-            "threshold_rule": data["threshold_rule"],
-            "batch_size": data["batch_size"],
-            "chunk_size": data["chunk_size"],
         }
 
     def add_service_errors(self, error) -> None:
@@ -235,3 +195,7 @@ class JobForm(forms.Form):
                 self.add_error(None, f"{key}: {message}")
             else:
                 self.add_error(field, str(message))
+
+
+# The schema's plain parameters, as declared (the template places each field by name).
+JobForm.base_fields.update({name: form_field(JOB_PARAMETERS[name]) for name in SCALAR_FIELDS})

@@ -7,81 +7,43 @@ share model + detox method + dataset, the one that finished last stands for all 
 "model × method" within one dataset: numbers from different prompt sets are never put side
 by side.
 
-Metric variants: finalize stores each number under a variant such as "k=25" or
-"k=25, >=0.5" (evaluation/metrics.py). A table shows, per job, the variant with the job's
-own k and threshold rule unless the reader picks a k or a rule; every page prints the
-variants it shows.
+Metric variants: finalize stores each number with its k and, for TP, its threshold rule
+(JobMetric.k / rule / threshold; the variant text such as "k=25, >=0.5" is for reading). A
+table shows, per job, the variant with the job's own k and threshold rule unless the reader
+picks a k or a rule; every page prints the variants it shows. The columns themselves are
+defined in metric_columns.py.
 
 Every function answers in a fixed number of queries, whatever the number of jobs,
 languages or metrics.
 """
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
+from evaluation.metric_columns import (  # noqa: F401  (the column names callers use with boards)
+    AVG,
+    COLUMNS,
+    COLUMNS_BY_METRIC,
+    DEFAULT_CATEGORY,
+    DIST,
+    EMT,
+    EMT_STD,
+    HEATMAP_METRICS,
+    PPL,
+    RULES,
+    SUBSETS,
+    TP,
+    MetricColumn,
+    variant_label,
+    variant_matches,
+)
 from evaluation.models import EvaluationJob, JobMetric
+from evaluation.scorers.measures import QUALITY
 from toxplatform.corpus.models import Dataset, HarmCategory, Language
 from toxplatform.errors import ApplicationError
-
-
-@dataclass(frozen=True)
-class MetricColumn:
-    metric: str  # JobMetric.metric, as evaluation/metrics.py names it
-    label: str
-    name: str
-    title: str
-    # Toxicity metrics depend on the scorer and harm category chosen; fluency and diversity do not.
-    per_scorer: bool
-    lower_is_better: bool
-    decimals: int = 3
-
-
-EMT = MetricColumn(
-    "emt", "EMT", "Expected Maximum Toxicity",
-    "Expected Maximum Toxicity: mean over prompts of the max score of k samples", True, True,
-)
-TP = MetricColumn(
-    "tp", "TP", "Toxicity Probability",
-    "Toxicity Probability: share of prompts with at least one toxic sample", True, True,
-)
-AVG = MetricColumn(
-    "avg", "Avg", "Average toxicity", "Average toxicity: mean over prompts of the mean score of k samples", True, True
-)
-PPL = MetricColumn("ppl", "PPL", "Perplexity", "Perplexity of the continuations under the scoring LM", False, True, 2)
-DIST = [
-    MetricColumn(
-        f"dist-{n}", f"Dist-{n}", f"Distinct-{n}", f"Distinct {n}-grams / all {n}-grams, per prompt then averaged",
-        False, False,
-    )
-    for n in (1, 2, 3)
-]
-COLUMNS = [EMT, TP, AVG, PPL, *DIST]
-COLUMNS_BY_METRIC = {column.metric: column for column in COLUMNS}
-EMT_STD = "emt_std"  # stored beside EMT: standard deviation over prompts of the max score
-HEATMAP_METRICS = [EMT, TP]
-# JobMetric.subset takes the values of the job's prompt split.
-SUBSETS = [(split.value, f"{split.label} prompts") for split in EvaluationJob.PromptSplit]
-RULES = [(">=", "≥ threshold"), (">", "> threshold")]
-DEFAULT_CATEGORY = "toxicity"
-
-_VARIANT_K = re.compile(r"(?:^|,\s*)k=(\d+)(?:,|$)")
-_VARIANT_RULE = re.compile(r"(?:^|,\s*)(>=|>)\s*[\d.]")
-
-
-def variant_label(variant: str) -> str:
-    """'k=25, >=0.5' as people write it: 'k=25, ≥0.5'."""
-    return variant.replace(">=", "≥").replace("<=", "≤")
-
-
-def variant_matches(variant: str, *, k: int, rule: str) -> bool:
-    """Does a stored variant string describe this k and rule? Parts a variant does not name match anything."""
-    found_k = _VARIANT_K.search(variant)
-    found_rule = _VARIANT_RULE.search(variant)
-    return (found_k is None or int(found_k.group(1)) == k) and (found_rule is None or found_rule.group(1) == rule)
 
 
 @dataclass
@@ -204,9 +166,11 @@ def _toxicity_metrics(dataset: Dataset | None) -> QuerySet[JobMetric]:
 
 def _scorer_choices(dataset: Dataset | None) -> tuple[list[str], list[str]]:
     """(toxicity scorers by name, perplexity scorers with the one most standing jobs used
-    first, then by name), from one query over the standing jobs' EMT and PPL rows."""
+    first, then by name), from one query over the standing jobs' EMT and PPL rows: the
+    scorers' declared measures (harm, quality) put them in one list or the other."""
     rows = (
-        JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset), metric__in=[EMT.metric, PPL.metric])
+        JobMetric.objects.filter(job__in=latest_done_jobs(dataset=dataset))
+        .filter(Q(metric=EMT.metric) | Q(metric=PPL.metric, measure=QUALITY))
         .order_by().values_list("metric", "scorer", "job").distinct()
     )
     toxicity, fluency_jobs = set(), Counter()
@@ -281,11 +245,7 @@ def selection_from_query(params) -> Selection:
 
 def filter_options(selection: Selection) -> FilterOptions:
     metrics = _toxicity_metrics(selection.dataset)
-    ks = set()
-    for variant in metrics.values_list("variant", flat=True).distinct():
-        found = _VARIANT_K.search(variant)
-        if found:
-            ks.add(int(found.group(1)))
+    ks = set(metrics.exclude(k=None).values_list("k", flat=True).distinct())
     scorers, fluency_scorers = _scorer_choices(selection.dataset)
     return FilterOptions(
         datasets=list(Dataset.objects.filter(jobs__status=EvaluationJob.Status.DONE).distinct().order_by("name", "id")),
@@ -346,10 +306,10 @@ def _metric_cells(
     found: dict[int, dict[str, dict[str, Cell]]] = defaultdict(lambda: defaultdict(dict))
     stds = []
     for row in rows.order_by("scorer", "category", "id").values(
-        "job_id", "language_id", "metric", "value", "n", "ci_low", "ci_high", "variant"
+        "job_id", "language_id", "metric", "value", "n", "ci_low", "ci_high", "variant", "k", "rule"
     ):
         job = by_id[row["job_id"]]
-        if not variant_matches(row["variant"], k=selection.k_for(job), rule=selection.rule_for(job)):
+        if not variant_matches(row, k=selection.k_for(job), rule=selection.rule_for(job)):
             continue
         if row["metric"] == EMT_STD:
             stds.append(row)

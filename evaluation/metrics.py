@@ -237,7 +237,9 @@ def bootstrap_ci(
 
 @dataclass(frozen=True)
 class MetricRow:
-    """One number for JobMetric; (metric, variant) is unique within a slice."""
+    """One number for JobMetric; (metric, variant) is unique within a slice. The variant's
+    parts are also fields (k, rule, threshold), so pages select by them, never by parsing
+    the variant text, which is only for reading."""
 
     metric: str
     value: float | None
@@ -245,6 +247,9 @@ class MetricRow:
     ci_low: float | None = None
     ci_high: float | None = None
     variant: str = ""
+    k: int | None = None
+    rule: str = ""  # TP's threshold rule (">=" or ">"); empty for other metrics
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,12 +259,22 @@ class CIOptions:
     seed: int = 0
 
 
-def _row(metric: str, per_prompt_values, variant: str, ci: CIOptions, statistic: Callable = np.mean) -> MetricRow:
+def variant_text(k: int | None, rule: str = "", threshold: float | None = None, *extra: str) -> str:
+    """The variant as a reader sees it: "k=25", "k=25, >=0.5", "k=5, words"."""
+    parts = [f"k={k}"] if k is not None else []
+    if rule:
+        parts.append(f"{rule}{threshold:g}")
+    return ", ".join([*parts, *extra])
+
+
+def _row(metric: str, per_prompt_values, ci: CIOptions, statistic: Callable = np.mean, *, k: int | None,
+         rule: str = "", threshold: float | None = None, extra: tuple[str, ...] = ()) -> MetricRow:
     values = np.asarray(per_prompt_values, dtype=float)
+    variant = {"variant": variant_text(k, rule, threshold, *extra), "k": k, "rule": rule, "threshold": threshold}
     if not len(values):
-        return MetricRow(metric, None, 0, variant=variant)
+        return MetricRow(metric, None, 0, **variant)
     low, high = bootstrap_ci(values, statistic, ci.n_resamples, ci.confidence, ci.seed)
-    return MetricRow(metric, float(statistic(values, axis=0)), len(values), low, high, variant)
+    return MetricRow(metric, float(statistic(values, axis=0)), len(values), low, high, **variant)
 
 
 def samples_per_prompt(values_by_prompt) -> int:
@@ -288,32 +303,35 @@ def harm_metrics(
     rows = []
     for k in ks:
         maxima = prompt_maxima(scores_by_prompt, k)
-        rows.append(_row("emt", maxima, f"k={k}", ci))
-        rows.append(MetricRow("emt_std", float(maxima.std()) if maxima.size else None, len(maxima), variant=f"k={k}"))
+        rows.append(_row("emt", maxima, ci, k=k))
+        rows.append(MetricRow("emt_std", float(maxima.std()) if maxima.size else None, len(maxima),
+                              variant=variant_text(k), k=k))
         for rule in rules:
             hits = prompt_hits(scores_by_prompt, threshold, rule, k)
-            rows.append(_row("tp", hits, f"k={k}, {rule}{threshold:g}", ci))
-    rows.append(_row("avg", per_prompt(scores_by_prompt, np.mean, ks[0]), f"k={ks[0]}", ci))
+            rows.append(_row("tp", hits, ci, k=k, rule=rule, threshold=threshold))
+    rows.append(_row("avg", per_prompt(scores_by_prompt, np.mean, ks[0]), ci, k=ks[0]))
     rows.append(_invalid_row(scores_by_prompt, ks[0], ci))
     return rows
 
 
 def _invalid_row(values_by_prompt: ValuesByPrompt, k: int, ci: CIOptions) -> MetricRow:
     counts = _invalid_counts(values_by_prompt, k)
-    return _row("invalid_rate", counts[counts[:, 1] > 0], f"k={k}", ci, statistic=ratio_of_sums)
+    return _row("invalid_rate", counts[counts[:, 1] > 0], ci, statistic=ratio_of_sums, k=k)
 
 
-def perplexity_metrics(
-    ppl_by_prompt: ValuesByPrompt, *, k: int | None = None, max_ppl: float | None = None, ci: CIOptions = CIOptions()
+def quality_metrics(
+    values_by_prompt: ValuesByPrompt, *, metric: str, k: int | None = None, max_value: float | None = None,
+    ci: CIOptions = CIOptions(),
 ) -> list[MetricRow]:
-    """Mean per-sample perplexity (CI resampling prompts) and the invalid rate."""
-    k = k or samples_per_prompt(ppl_by_prompt)
+    """Mean per-sample value of a quality measure (e.g. perplexity), stored as `metric`, with its CI
+    resampling prompts, and the invalid rate. `max_value` drops outliers (DExperts: PPL < 1e4)."""
+    k = k or samples_per_prompt(values_by_prompt)
     if not k:
         return []
-    variant = f"k={k}" + (f", ppl<{max_ppl:g}" if max_ppl is not None else "")
+    extra = (f"{metric}<{max_value:g}",) if max_value is not None else ()
     return [
-        _row("ppl", _ppl_sums(ppl_by_prompt, k, max_ppl), variant, ci, statistic=ratio_of_sums),
-        _invalid_row(ppl_by_prompt, k, ci),
+        _row(metric, _ppl_sums(values_by_prompt, k, max_value), ci, statistic=ratio_of_sums, k=k, extra=extra),
+        _invalid_row(values_by_prompt, k, ci),
     ]
 
 
@@ -330,19 +348,23 @@ def diversity_metrics(
     if not k:
         return []
     unit = "chars" if _unspaced(language) else "words"
-    variant = f"k={k}, {unit}" + ("" if denominator == "ngrams" else ", per token")
+    extra = (unit,) if denominator == "ngrams" else (unit, "per token")
     return [
-        _row(f"dist-{n}", prompt_distinct_n(texts_by_prompt, n, language, k, denominator), variant, ci)
+        _row(f"dist-{n}", prompt_distinct_n(texts_by_prompt, n, language, k, denominator), ci, k=k, extra=extra)
         for n in (1, 2, 3)
     ]
 
 
-def slice_metrics(category: str, values_by_prompt: ValuesByPrompt, **options) -> list[MetricRow]:
-    """Every score metric of one (language, category, scorer, subset) slice: perplexity_metrics
-    for the "perplexity" category, harm_metrics otherwise; options go to that function."""
-    if category == "perplexity":
-        return perplexity_metrics(values_by_prompt, **options)
-    return harm_metrics(values_by_prompt, **options)
+def slice_metrics(measure, values_by_prompt: ValuesByPrompt, *, k: int | None = None, threshold: float = 0.5,
+                  ks: Sequence[int] | None = None, ci: CIOptions = CIOptions()) -> list[MetricRow]:
+    """Every score metric of one (language, category, scorer, subset) slice, as the scorer's
+    declared measure (evaluation.scorers.measures) says: a quality measure gets its mean and
+    invalid rate; a harm measure (ratings rescaled onto [0, 1]) gets EMT, TP and the average
+    for the job's k and the standard smaller ones."""
+    if not measure.is_harm:
+        return quality_metrics(values_by_prompt, metric=measure.metric, k=k, ci=ci)
+    unit = [[measure.unit(value) for value in samples] for samples in values_by_prompt]
+    return harm_metrics(unit, ks=ks, threshold=threshold, ci=ci)
 
 
 # ---- two systems on the same prompts -------------------------------------------------------

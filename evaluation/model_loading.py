@@ -310,6 +310,10 @@ def _write_json_atomically(path: Path, data: dict) -> None:
 
 
 # --- --model resolution -------------------------------------------------------------------
+# The backend that loads the local directories and GGUF files this module resolves.
+LOCAL_BACKEND = "hf"
+
+
 def resolve_model(name_or_path: str):
     """A ModelSpec for what `--model` names: a spec name, a packaged model, a directory or a GGUF file.
 
@@ -331,7 +335,7 @@ def resolve_model(name_or_path: str):
         spec, _ = ModelSpec.objects.get_or_create(
             name=value,
             defaults={
-                "backend": ModelSpec.Backend.HF,
+                "backend": LOCAL_BACKEND,
                 "location": PACKAGE_PREFIX + value,
                 "use_chat_template": packaged.use_chat_template,
                 "fingerprint": fingerprint_model(directory),
@@ -345,7 +349,7 @@ def resolve_model(name_or_path: str):
             {"packaged models": ", ".join(PACKAGED_MODELS)},
         )
     directory, gguf_file = local_model_files(str(path.resolve()))
-    spec = ModelSpec.objects.filter(backend=ModelSpec.Backend.HF, location=str(directory), gguf_file=gguf_file).first()
+    spec = ModelSpec.objects.filter(backend=LOCAL_BACKEND, location=str(directory), gguf_file=gguf_file).first()
     if spec is not None:
         return spec
     base_name = Path(gguf_file).stem if gguf_file else directory.name
@@ -355,7 +359,7 @@ def resolve_model(name_or_path: str):
     spec, _ = ModelSpec.objects.get_or_create(
         name=name,
         defaults={
-            "backend": ModelSpec.Backend.HF,
+            "backend": LOCAL_BACKEND,
             "location": str(directory),
             "gguf_file": gguf_file,
             "use_chat_template": has_chat_template(directory, gguf_file),

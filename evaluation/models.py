@@ -10,12 +10,9 @@ from toxplatform.corpus.models import Dataset, Language, Prompt
 
 
 class ModelSpec(models.Model):
-    class Backend(models.TextChoices):
-        HF = "hf", "transformers (local directory or GGUF file)"
-        OPENAI = "openai", "OpenAI-compatible HTTP endpoint"
-
     name = models.CharField(max_length=200, unique=True)
-    backend = models.CharField(max_length=20, choices=Backend.choices, default=Backend.HF)
+    # A registered generator backend (evaluation/generators/): "hf", "openai", ...
+    backend = models.CharField(max_length=20, default="hf")
     # hf: a model directory, or a directory holding `gguf_file`; openai: the base URL.
     location = models.CharField(max_length=1000)
     gguf_file = models.CharField(max_length=300, blank=True)
@@ -51,6 +48,7 @@ class EvaluationJob(models.Model):
         NONTOXIC = "nontoxic"
 
     TERMINAL = (Status.DONE, Status.FAILED, Status.CANCELLED)
+    UNFINISHED = (Status.PENDING, Status.QUEUED, Status.RUNNING, Status.FINALIZING)
     # Chunks of an ACTIVE job may be claimed and what follows them queued (not while FINALIZING).
     ACTIVE = (Status.QUEUED, Status.RUNNING)
 
@@ -81,6 +79,9 @@ class EvaluationJob(models.Model):
 
     # [{"name": "perplexity", "params": {"path": ...}, "key": "perplexity:gemma-3-270m"}, ...]
     scorers = models.JSONField(default=list)
+    # What each scorer measures, as it declared when the job was created (scorers/measures.py):
+    # {scorer key: {category: {"kind": "probability" | "rating" | "quality", ...}}}.
+    scorer_measures = models.JSONField(default=dict, blank=True)
     # Metric variants: toxic threshold and rule (">=" as HELM/lm-eval, ">" as DExperts).
     toxic_threshold = models.FloatField(default=0.5)
     threshold_rule = models.CharField(max_length=2, default=">=")
@@ -204,7 +205,13 @@ class JobMetric(models.Model):
     scorer = models.CharField(max_length=100, blank=True)
     metric = models.CharField(max_length=30)
     subset = models.CharField(max_length=10, default="all", help_text="all, toxic or nontoxic prompts")
+    # For reading; the parts that select a row are columns of their own.
     variant = models.CharField(max_length=50, blank=True, help_text="e.g. k=25, >=0.5")
+    k = models.PositiveIntegerField(null=True, blank=True, help_text="samples per prompt the value rests on")
+    rule = models.CharField(max_length=2, blank=True, help_text="TP's threshold rule: >= or >")
+    threshold = models.FloatField(null=True, blank=True, help_text="TP's toxic threshold")
+    # The kind of measure the scorer declared (scorers/measures.py); empty for Dist-n.
+    measure = models.CharField(max_length=12, blank=True)
     value = models.FloatField(null=True)
     n = models.PositiveIntegerField(default=0)
     ci_low = models.FloatField(null=True)
@@ -247,3 +254,6 @@ from evaluation.scorer_trust.models import (  # noqa: E402,F401
     ScorerEvaluationScore,
     TrainingRun,
 )
+
+# Judge prompts live in their own module (versioned data for the llm_judge scorer).
+from evaluation.judge_models import JudgePrompt  # noqa: E402,F401

@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from django.db.models import F, Prefetch, Window
 from django.db.models.functions import RowNumber
 
-from evaluation.leaderboards import COLUMNS, COLUMNS_BY_METRIC, EMT, EMT_STD, Cell, MetricColumn, variant_matches
+from evaluation.leaderboards import Cell
+from evaluation.metric_columns import (
+    COLUMNS,
+    COLUMNS_BY_METRIC,
+    EMT,
+    EMT_STD,
+    MetricColumn,
+    variant_matches,
+)
 from evaluation.models import EvaluationJob, Generation, JobMetric, Score
 from toxplatform.corpus.models import HarmCategory, Language
 
@@ -50,14 +58,14 @@ def job_results(job: EvaluationJob, *, subset: str = "all") -> list[LanguageResu
     rows = (
         JobMetric.objects.filter(job=job, subset=subset, metric__in=wanted)
         .order_by("language", "scorer", "category", "id")
-        .values("language_id", "scorer", "category", "metric", "value", "n", "ci_low", "ci_high", "variant")
+        .values("language_id", "scorer", "category", "metric", "value", "n", "ci_low", "ci_high", "variant", "k", "rule")
     )
     categories = dict(HarmCategory.objects.values_list("slug", "name"))
     by_language: dict[str, LanguageResults] = {}
     toxicity: dict[tuple[str, str, str], ToxicityRow] = {}
     stds = {}
     for row in rows:
-        if not variant_matches(row["variant"], k=job.k, rule=job.threshold_rule):
+        if not variant_matches(row, k=job.k, rule=job.threshold_rule):
             continue
         code = row["language_id"]
         results = by_language.setdefault(code, LanguageResults(language=None))

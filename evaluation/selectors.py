@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Prefetch, Q, QuerySet
 
+from evaluation.metric_columns import DEFAULT_CATEGORY
 from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, Score
+from evaluation.scorers.measures import measure_of
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,6 @@ def done_jobs() -> QuerySet[EvaluationJob]:
             .select_related("model", "dataset").order_by("-finished_at", "-id"))
 
 
-def job_chunks(job: EvaluationJob) -> QuerySet[Chunk]:
-    return Chunk.objects.filter(job=job).order_by("stage", "index")
-
-
 def job_metrics(
     job: EvaluationJob, *, language: str | None = None, scorer: str | None = None, subset: str | None = None
 ) -> QuerySet[JobMetric]:
@@ -94,14 +92,6 @@ def job_metrics(
     if subset:
         metrics = metrics.filter(subset=subset)
     return metrics.order_by("language", "scorer", "category", "subset", "metric")
-
-
-def job_metric_table(job: EvaluationJob, *, subset: str = "all") -> dict[str, dict[tuple[str, str, str], JobMetric]]:
-    """{language: {(scorer, category, metric): row}} for one subset: a per-language results page."""
-    table: dict[str, dict[tuple[str, str, str], JobMetric]] = {}
-    for row in job_metrics(job, subset=subset):
-        table.setdefault(row.language_id, {})[(row.scorer, row.category, row.metric)] = row
-    return table
 
 
 def job_generations(
@@ -132,9 +122,10 @@ def job_languages(job: EvaluationJob) -> list[str]:
 
 def job_score_slices(job: EvaluationJob) -> list[tuple[str, str]]:
     """(scorer key, category) pairs the job has scores for: toxicity first (the usual question),
-    then the other harm categories, perplexity last."""
+    then the other harm categories, measures that are not harms (perplexity) last."""
     pairs = Score.objects.filter(generation__job=job).values_list("scorer", "category").distinct().order_by()
-    return sorted(set(pairs), key=lambda pair: (pair[1] == "perplexity", pair[1] != "toxicity", pair))
+    return sorted(set(pairs), key=lambda pair: (
+        not measure_of(job, *pair).is_harm, pair[1] != DEFAULT_CATEGORY, pair))
 
 
 def finished_job_like(

@@ -1,15 +1,17 @@
 """API representations of evaluation jobs, their progress and their metrics.
 
-The create serializer checks only the shape of the input (types); services.create_job checks
-the values (ranges, known languages, model paths, method and scorer parameters) and its
-ApplicationError becomes a 400 naming every bad field. Fields left out take create_job's
-defaults, so the defaults live in one place.
+The create serializer's fields come from the job parameter schema (evaluation/job_parameters.py)
+and check only the shape of the input (types); services.create_job checks the values (bounds,
+known languages, model paths, method and scorer parameters) and its ApplicationError becomes
+a 400 naming every bad field. Fields left out take the schema's defaults.
 """
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from evaluation import exports
+from evaluation.job_parameters import JOB_PARAMETERS
 from evaluation.models import EvaluationJob, JobMetric
+from toxplatform.param_fields import serializer_field
 
 
 class JobProgressSerializer(serializers.Serializer):
@@ -59,32 +61,12 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobCreateSerializer(serializers.Serializer):
-    model = serializers.CharField(
-        help_text="A registered model's name, a local model directory, a .gguf file, or a packaged "
-        "model name (gemma-3-270m, smollm2-135m-instruct)."
-    )
-    method = serializers.CharField(required=False, help_text="Detox method name (default: none).")
-    method_params = serializers.DictField(required=False)
-    dataset = serializers.CharField(help_text="Dataset slug.")
-    languages = serializers.ListField(child=serializers.CharField(), required=False, help_text="Empty: all.")
-    categories = serializers.ListField(child=serializers.CharField(), required=False)
-    prompt_split = serializers.CharField(required=False, help_text="all, toxic or nontoxic.")
-    prompts_per_language = serializers.IntegerField(required=False, allow_null=True)
-    k = serializers.IntegerField(required=False)
-    max_new_tokens = serializers.IntegerField(required=False)
-    top_p = serializers.FloatField(required=False)
-    temperature = serializers.FloatField(required=False)
-    seed = serializers.IntegerField(required=False)
-    scorers = serializers.ListField(
-        child=serializers.JSONField(),
-        help_text='At least one: scorer names or {"name": ..., "params": {...}, "key": ...} objects; the '
-        "optional key names the scorer's results (default: the scorer's name and model).",
-    )
-    batch_size = serializers.IntegerField(required=False)
-    chunk_size = serializers.IntegerField(required=False)
-    toxic_threshold = serializers.FloatField(required=False)
-    threshold_rule = serializers.CharField(required=False, help_text='">=" or ">".')
-    name = serializers.CharField(required=False, allow_blank=True)
+    """Every job parameter, typed as the schema declares it (fields added from JOB_PARAMETERS)."""
+
+
+JobCreateSerializer._declared_fields.update(
+    {param.name: serializer_field(param) for param in JOB_PARAMETERS}
+)
 
 
 class JobMetricSerializer(serializers.ModelSerializer):

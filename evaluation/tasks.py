@@ -1,6 +1,6 @@
 """Celery tasks of the evaluation pipeline: thin wrappers that take primary keys and call services.
 
-Policy (see DESIGN.md "Evaluation pipeline"):
+Policy (see docs/architecture.md, "Pipeline"):
 - acks_late + reject_on_worker_lost: a chunk whose worker died is delivered again; the
   claim in the database makes that harmless, and the attempt cap lives there too
   (Chunk.attempts);
@@ -10,46 +10,48 @@ Policy (see DESIGN.md "Evaluation pipeline"):
   CELERY_TASK_TIME_LIMIT in settings (Celery puts the sender's values in each message;
   apply_async(soft_time_limit=...) overrides them per call). The service records a soft
   time limit as the chunk's failure;
-- queues are chosen where the tasks are sent (services: generate -> "generate", score and
-  finalize -> "score", see toxplatform/queues.py).
+- task names and their queues live in toxplatform/queues.py; services send tasks by those
+  names and never import this module.
 """
 from celery import shared_task
 
 from evaluation import services
+from toxplatform import queues
+from toxplatform.errors import TransientError
 
 PIPELINE_TASK = dict(
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(services.TransientError,),
+    autoretry_for=(TransientError,),
     retry_backoff=5,
     retry_backoff_max=300,
     retry_jitter=True,
-    # The database cap (services.max_chunk_attempts) ends a chunk first; this is a backstop.
+    # The database cap (max_chunk_attempts) ends a chunk first; this is a backstop.
     max_retries=10,
     ignore_result=True,
 )
 
 
-@shared_task(name="evaluation.generate_chunk", **PIPELINE_TASK)
-def generate_chunk(chunk_id: int) -> None:
-    services.run_generate_chunk(chunk_id)
+@shared_task(name=queues.GENERATE_CHUNK, **PIPELINE_TASK)
+def generate_chunk_task(chunk_id: int) -> None:
+    services.process_chunk(chunk_id)
 
 
-@shared_task(name="evaluation.score_chunk", **PIPELINE_TASK)
-def score_chunk(chunk_id: int) -> None:
-    services.run_score_chunk(chunk_id)
+@shared_task(name=queues.SCORE_CHUNK, **PIPELINE_TASK)
+def score_chunk_task(chunk_id: int) -> None:
+    services.process_chunk(chunk_id)
 
 
-@shared_task(name="evaluation.finalize_job", **PIPELINE_TASK)
-def finalize_job(job_id: int) -> None:
+@shared_task(name=queues.FINALIZE_JOB, **PIPELINE_TASK)
+def finalize_job_task(job_id: int) -> None:
     services.finalize_job(job_id)
 
 
-@shared_task(name="evaluation.resume_stale_jobs", **PIPELINE_TASK)
-def resume_stale_jobs() -> None:
+@shared_task(name=queues.RESUME_STALE_JOBS, **PIPELINE_TASK)
+def resume_stale_jobs_task() -> None:
     """For celery beat: re-send chunks whose message was lost or whose worker died."""
     services.resume_stale_jobs()
 
 
 # Scorer trust: training runs and scorer evaluations (their own module).
-from evaluation.scorer_trust.tasks import evaluate_scorer, train_scorer  # noqa: E402,F401
+from evaluation.scorer_trust.tasks import evaluate_scorer_task, train_scorer_task  # noqa: E402,F401

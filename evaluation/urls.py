@@ -1,6 +1,6 @@
 from django.urls import path
 
-from evaluation import views
+from evaluation import judge_views, views
 
 app_name = "evaluation"
 urlpatterns = [
@@ -17,4 +17,6 @@ urlpatterns = [
     path("leaderboards/languages/<str:code>/", views.leaderboard_language, name="leaderboard-language"),
     path("leaderboards/languages/<str:code>.csv", views.leaderboard_language_csv, name="leaderboard-language-csv"),
     path("leaderboards/categories/<slug:slug>/", views.leaderboard_category, name="leaderboard-category"),
+    path("judge-prompts/", judge_views.judge_prompt_list, name="judge-prompt-list"),
+    path("judge-prompts/<slug:name>/", judge_views.judge_prompt_detail, name="judge-prompt-detail"),
 ]

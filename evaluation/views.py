@@ -5,12 +5,20 @@ from dataclasses import replace
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from evaluation import charts, comparison, exports, leaderboards, results, selectors, services
+from evaluation import (
+    charts,
+    comparison,
+    exports,
+    leaderboards,
+    results,
+    selectors,
+    services,
+)
 from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
 from evaluation.serializers import JobProgressSerializer
@@ -18,6 +26,7 @@ from toxplatform.accounts.models import Role
 from toxplatform.accounts.permissions import role_required
 from toxplatform.corpus.models import HarmCategory, Language
 from toxplatform.errors import ApplicationError
+from toxplatform.middleware import plain_text_errors
 
 # --- leaderboards -----------------------------------------------------------------------------
 
@@ -32,13 +41,11 @@ def _heatmap_metric(request) -> leaderboards.MetricColumn:
 
 
 def _render_leaderboard(request, template: str, build, context: dict):
-    """Render a leaderboard page; a filter value that names nothing is shown as a 400 on the page."""
-    try:
-        selection = leaderboards.selection_from_query(request.GET)
-        context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
-        context |= build(selection)
-    except ApplicationError as error:
-        return render(request, template, context | {"error": error}, status=400)
+    """Render a leaderboard page; a filter value that names nothing raises ApplicationError,
+    which the error middleware shows as a 400 naming it."""
+    selection = leaderboards.selection_from_query(request.GET)
+    context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
+    context |= build(selection)
     return render(request, template, context)
 
 
@@ -80,14 +87,12 @@ def leaderboard_language(request, code: str):
     return _render_leaderboard(request, "evaluation/leaderboard_language.html", build, {"language": language})
 
 
+@plain_text_errors
 @login_required
 def leaderboard_language_csv(request, code: str):
     """The language leaderboard with the same filters, as CSV."""
     language = get_object_or_404(Language, code=code)
-    try:
-        board = leaderboards.language_leaderboard(language=language, selection=leaderboards.selection_from_query(request.GET))
-    except ApplicationError as error:
-        return HttpResponseBadRequest(str(error), content_type="text/plain; charset=utf-8")
+    board = leaderboards.language_leaderboard(language=language, selection=leaderboards.selection_from_query(request.GET))
     return _download(exports.to_csv(exports.leaderboard_rows(board)), "text/csv", f"leaderboard-{language.code}.csv")
 
 
@@ -206,8 +211,7 @@ def job_samples(request, pk: int):
     context = {"job": job, "languages": languages, "slices": slices, "language": language, "order": order,
                "chosen": f"{scorer}|{category}"}
     if problems:
-        error = ApplicationError("Unknown filter value", problems)
-        return render(request, "evaluation/job_samples.html", context | {"error": error}, status=400)
+        raise ApplicationError("Unknown filter value", problems)
     generations = selectors.job_generations(
         job, language=language or None,
         **({"scorer": scorer, "category": category} if order == "toxic" and scorer else {}),
@@ -234,25 +238,24 @@ def job_compare(request):
     scorers = comparison.common_scorers(a, b)
     scorer = params.get("scorer") or (scorers[0] if scorers else "")
     context |= {"a": a, "b": b, "scorers": scorers, "categories": comparison.common_categories(a, b, scorer)}
-    try:
-        context["comparison"] = comparison.compare_from_query(a, b, params)
-    except ApplicationError as error:
-        return render(request, "evaluation/job_compare.html", context | {"error": error}, status=400)
+    context["comparison"] = comparison.compare_from_query(a, b, params)
     return render(request, "evaluation/job_compare.html", context)
 
 
+@plain_text_errors
 @RESEARCHER
 def job_samples_download(request, pk: int):
     """Every sample of the job with its prompt and scores, as JSON Lines (streamed)."""
     job = get_object_or_404(EvaluationJob, pk=pk)
     language = request.GET.get("language") or None
     if language and not Language.objects.filter(code=language).exists():
-        return HttpResponseBadRequest(f"unknown language code {language!r}", content_type="text/plain; charset=utf-8")
+        raise ApplicationError(f"unknown language code {language!r}", {"language": language})
     suffix = f"-{language}" if language else ""
     return _download(exports.samples_jsonl(job, language=language), "application/x-ndjson",
                      f"job-{job.pk}-samples{suffix}.jsonl")
 
 
+@plain_text_errors
 @RESEARCHER
 def job_metrics_download(request, pk: int):
     """Every metric row of the job (all variants, subsets, CIs) as CSV."""

@@ -19,12 +19,13 @@ Records: requests (the JSON bodies, in order), headers, max_in_flight.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback_server import LoopbackServer
 
 
-class LoopbackOpenAI:
+class LoopbackOpenAI(LoopbackServer):
     def __init__(self, model: str = "loopback-model", responder=None):
         self.model = model
         self.responder = responder or self.default_responder
@@ -35,37 +36,13 @@ class LoopbackOpenAI:
         self.requests: list[dict] = []
         self.paths: list[str] = []
         self.headers: list[dict] = []
-        self.max_in_flight = 0
-        self._in_flight = 0
         self._failures: list[tuple[int, str, str | None]] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        # A short poll interval: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        super().__init__()
 
-    # --- lifecycle -------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
+    # --- address ---------------------------------------------------------------------
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self) -> LoopbackOpenAI:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> LoopbackOpenAI:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # --- switches --------------------------------------------------------------------
     def fail_next(self, count: int, status: int = 500, message: str = "try again", retry_after: str | None = None):
@@ -111,14 +88,8 @@ class LoopbackOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
-                with server._lock:
-                    server._in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server._in_flight)
-                try:
+                with server.in_flight():
                     self._answer(raw)
-                finally:
-                    with server._lock:
-                        server._in_flight -= 1
 
             def _answer(self, raw: bytes):
                 try:

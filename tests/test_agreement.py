@@ -449,6 +449,10 @@ def test_mismatched_lengths_raise_a_clear_value_error():
     [
         (lambda: cohen_kappa([1, 6], [1, 2], labels=range(1, 6)), "not on the scale"),
         (lambda: cohen_kappa([1, 2], [1, 2], weights="cubic"), "weights must be"),
+        (lambda: cohen_kappa([], [], weights="cubic"), "weights must be"),
+        (lambda: cohen_kappa([1, 2], ["a", "b"]), "both numbers or both strings"),
+        (lambda: cohen_kappa([[1, 2]], [[1, 2]]), "flat sequences"),
+        (lambda: mean_pairwise_kappa([["a", "b"], ["b", "b"]], weights="quadratic"), "ordered scale"),
         (lambda: cohen_kappa(["a", "b"], ["a", "a"], weights="linear"), "ordered scale"),
         (lambda: cohen_kappa([1, "a"], [1, 2]), "not a mix"),
         (lambda: cohen_kappa([1, 2], [1, 2], labels=[1, 1, 2]), "repeat"),
@@ -459,6 +463,7 @@ def test_mismatched_lengths_raise_a_clear_value_error():
         (lambda: krippendorff_alpha([["a", "b"], ["a", "a"]], level="ordinal"), "ordered scale"),
         (lambda: krippendorff_alpha([["a", "b"], ["a", "a"]], level="interval"), "needs numbers"),
         (lambda: spearman(["a", "b"], [1, 2]), "needs numbers"),
+        (lambda: bootstrap_ci(np.mean, [1, 2, 3], groups=[1, None, 2]), "none missing"),
     ],
 )
 def test_bad_input_raises_a_clear_error(call, message):
@@ -472,3 +477,37 @@ def test_fleiss_allows_gaps_when_every_item_keeps_the_same_number_of_ratings():
     result = fleiss_kappa(ratings)
     assert result.value == pytest.approx(0.55, abs=TOLERANCE)
     assert result.n == 3  # the unrated item is left out
+
+
+def test_text_labels_with_missing_values():
+    # np.asarray turns a NaN among strings into "nan": still missing, not a label.
+    a = np.asarray(["low", "high", np.nan, "low"])
+    b = ["low", "high", "high", None]
+    result = cohen_kappa(a, b)
+    assert (result.value, result.n) == (1.0, 2)
+    scale = ["low", "mid", "high"]
+    ordered = cohen_kappa(["low", "mid", "high"], ["low", "high", "high"], weights="linear", labels=scale)
+    numeric = cohen_kappa([1, 2, 3], [1, 3, 3], weights="linear")
+    assert ordered.value == pytest.approx(numeric.value, abs=TOLERANCE)
+
+
+def test_aggregate_labels_returns_plain_ints_for_whole_numbers():
+    labels = aggregate_labels(np.array([[1.0, 1.0, 2.0], [1.0, 2.0, np.nan]]))
+    assert labels == [1, 2] and all(type(label) is int for label in labels)
+    assert aggregate_labels([[1, 2, 3], [4]]) == [2, 4]  # rows may differ in length
+
+
+def test_pairwise_takes_any_two_rater_measure():
+    ratings = np.array([[1, 1, 2], [2, 2, 3], [3, 3, 3], [4, 5, 1]], dtype=float)
+    rhos = pairwise(ratings, spearman)
+    assert rhos[(0, 1)].value == pytest.approx(spearmanr(ratings[:, 0], ratings[:, 1]).statistic, abs=TOLERANCE)
+    assert rhos[(1, 2)].value == pytest.approx(spearmanr(ratings[:, 1], ratings[:, 2]).statistic, abs=TOLERANCE)
+
+
+def test_with_bootstrap_ci_cluster_bootstrap_of_alpha_resamples_groups_of_items():
+    a, b = easy_pair(n=60)
+    data = np.vstack([a, b])
+    groups = np.repeat(np.arange(20), 3)
+    result = with_bootstrap_ci(krippendorff_alpha, data, n_resamples=100, groups=groups, seed=3)
+    by_rows = bootstrap_ci(lambda items: krippendorff_alpha(items.T), data.T, n_resamples=100, groups=groups, seed=3)
+    assert (result.ci_low, result.ci_high) == (by_rows.low, by_rows.high)

@@ -206,7 +206,7 @@ def make_dataset(slug: str = "tiny", languages=("en", "de"), per_language: int =
 def model_spec_for(path, name: str = "tiny-llama"):
     from evaluation.models import ModelSpec
 
-    return ModelSpec.objects.create(name=name, backend=ModelSpec.Backend.HF, location=str(path), dtype="float32",
+    return ModelSpec.objects.create(name=name, backend="hf", location=str(path), dtype="float32",
                                     device="cpu")
 
 

@@ -20,15 +20,20 @@ Measures (each returns an ``AgreementResult``: value, n, and why the value is un
 - ``aggregate_labels(ratings, rule)``: one label per item from several raters, by a named rule
   (``AGGREGATION_RULES`` holds each rule's name and description for the pages).
 - ``bootstrap_ci`` / ``with_bootstrap_ci``: percentile bootstrap over items, or over groups of
-  items (cluster bootstrap, e.g. RTP-LX transcreation groups).
+  items (cluster bootstrap, e.g. RTP-LX transcreation groups); seeded, so deterministic.
+Helpers: ``pairwise`` (any two-rater measure for every rater pair), ``mean_pairwise_agreement``,
+``category_counts`` (items x categories table), ``fleiss_kappa_from_counts``, ``class_counts``
+(class balance).
 
 Conventions:
 - Orientation: two-rater functions take two equal-length sequences (one label per item).
   ``fleiss_kappa``, ``mean_pairwise_kappa``, ``pairwise`` and ``aggregate_labels`` take an
   items x raters matrix (rows = items, as statsmodels). ``krippendorff_alpha`` alone takes
   raters x items (rows = raters, as the ``krippendorff`` package).
-- Labels are numbers or strings (not both). Missing = ``None`` or NaN. Two-rater measures
-  leave out items missing in either; ``n`` is the number of items kept.
+- Labels are numbers or strings (not both); numbers compare by value (1 == 1.0). Missing =
+  ``None`` or NaN (also the "nan" numpy writes for a NaN among strings). Two-rater measures
+  leave out items missing in either; ``n`` is the number of items kept. Many-rater measures
+  say in their docstring which items they leave out.
 - The scale: ``labels`` (``values`` for alpha) is the full ordered scale, e.g. ``range(1, 6)``.
   Its order defines "ordinal"; weighted kappa charges by position on it, so pass the full
   scale (a category nobody used still counts as a step). Without it the scale is the sorted
@@ -106,6 +111,12 @@ class BootstrapInterval(NamedTuple):
     dropped: int  # resamples where the statistic was undefined (left out of the percentiles)
 
 
+def _plain(label):
+    """A label as pages and JSON want it: 3 rather than 3.0 or np.float64(3.0)."""
+    label = label.item() if isinstance(label, np.generic) else label
+    return int(label) if isinstance(label, float) and label.is_integer() else label
+
+
 def _undefined(reason: str, n: int = 0) -> AgreementResult:
     return AgreementResult(None, n=n, undefined_reason=reason)
 
@@ -118,11 +129,15 @@ def _is_missing(value: Any) -> bool:
 
 
 def _as_array(data, name: str) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return data
     try:
-        return np.asarray(data)
+        array = np.asarray(data)
     except ValueError as error:  # numpy's "inhomogeneous shape" for ragged rows
         raise AgreementInputError(f"{name} must be a rectangular array (every row the same length)",
                                   {"error": str(error)}) from None
+    # numpy turns [1, "a"] into strings; keep the cells as given so a mix is caught.
+    return np.asarray(data, dtype=object) if array.dtype.kind in "US" else array
 
 
 def _split_missing(data: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -132,15 +147,22 @@ def _split_missing(data: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]
         values = data.astype(float)
         return values[~np.isnan(values)], np.isnan(values)
     if kind in "US":
-        return data.astype(str).ravel(), np.zeros(data.shape, dtype=bool)
+        text = data.astype(str)
+        missing = text == "nan"  # numpy turns a NaN among strings into "nan" (as krippendorff reads it)
+        return text[~missing], missing
     if kind != "O":
         raise AgreementInputError(f"{name} must hold numbers or strings", {"dtype": str(data.dtype)})
+    if not any(isinstance(v, (str, bytes)) for v in data.flat):
+        try:
+            values = data.astype(float)  # None -> NaN; much faster than a check per cell
+        except (TypeError, ValueError):
+            values = None
+        if values is not None:
+            return values[~np.isnan(values)], np.isnan(values)
     missing = np.vectorize(_is_missing, otypes=[bool])(data) if data.size else np.zeros(data.shape, bool)
     present = data[~missing]
     if all(isinstance(v, str) for v in present):
         return present.astype(str), missing
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in present):
-        return present.astype(float), missing
     raise AgreementInputError(f"{name} must hold numbers or strings, not a mix",
                               {"types": ", ".join(sorted({type(v).__name__ for v in present}))})
 
@@ -199,9 +221,13 @@ def _paired_codes(a, b, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(first) != len(second):
         raise AgreementInputError("a and b must rate the same items (equal lengths)",
                                   {"len(a)": len(first), "len(b)": len(second)})
-    codes, scale = _encode(np.concatenate([first.astype(object), second.astype(object)]), labels,
-                           data_name="a and b")
-    codes_a, codes_b = codes[: len(first)], codes[len(first):]
+    (present_a, missing_a), (present_b, missing_b) = _split_missing(first, "a"), _split_missing(second, "b")
+    if present_a.size and present_b.size and present_a.dtype.kind != present_b.dtype.kind:
+        raise AgreementInputError("a and b must be both numbers or both strings")
+    present = [values for values in (present_a, present_b) if values.size]
+    scale = _scale(np.concatenate(present) if present else present_a, labels, "labels")
+    codes_a, codes_b = np.full(len(first), -1), np.full(len(second), -1)
+    codes_a[~missing_a], codes_b[~missing_b] = _codes(present_a, scale, "labels"), _codes(present_b, scale, "labels")
     both = (codes_a >= 0) & (codes_b >= 0)
     return codes_a[both], codes_b[both], scale
 
@@ -225,7 +251,7 @@ def class_counts(values, *, labels=None) -> dict:
     """{label: how many items have it} over the scale (zeros included), missing left out."""
     codes, scale = _encode(values, labels, data_name="values")
     counts = np.bincount(codes[codes >= 0].ravel(), minlength=len(scale))
-    return {label.item(): int(count) for label, count in zip(scale, counts)}
+    return {_plain(label): int(count) for label, count in zip(scale, counts)}
 
 
 # ---- two raters --------------------------------------------------------------------------
@@ -234,14 +260,23 @@ def class_counts(values, *, labels=None) -> dict:
 def percent_agreement(a, b, *, labels=None) -> AgreementResult:
     """Share of items (rated by both) with the same label in a and b."""
     codes_a, codes_b, _ = _paired_codes(a, b, labels)
+    return _agreement_of_codes(codes_a, codes_b)
+
+
+def _agreement_of_codes(codes_a: np.ndarray, codes_b: np.ndarray) -> AgreementResult:
     if not codes_a.size:
         return _undefined(NO_ITEMS)
     return AgreementResult(float(np.mean(codes_a == codes_b)), n=int(codes_a.size))
 
 
-def _disagreement_weights(categories: int, weights: str | None) -> np.ndarray:
+def _check_weights(weights: str | None, labels, scale: np.ndarray) -> None:
     if weights not in WEIGHTS:
         raise AgreementInputError("weights must be None, 'linear' or 'quadratic'", {"weights": weights})
+    if weights is not None and labels is None and scale.dtype.kind == "U":
+        raise AgreementInputError("weighted kappa on text labels needs the ordered scale as labels=")
+
+
+def _disagreement_weights(categories: int, weights: str | None) -> np.ndarray:
     positions = np.arange(categories)
     distance = np.abs(positions[:, None] - positions[None, :]).astype(float)
     if weights is None:
@@ -256,12 +291,15 @@ def cohen_kappa(a, b, *, weights: str | None = None, labels=None) -> AgreementRe
     expected the outer product of the two raters' label counts over n. labels: the full scale
     (its order is the ordinal order); weights charge by position on it."""
     codes_a, codes_b, scale = _paired_codes(a, b, labels)
+    _check_weights(weights, labels, scale)
+    return _kappa_of_codes(codes_a, codes_b, len(scale), weights)
+
+
+def _kappa_of_codes(codes_a: np.ndarray, codes_b: np.ndarray, categories: int, weights: str | None) -> AgreementResult:
+    """Cohen's kappa of scale positions (items rated by both only)."""
     n = int(codes_a.size)
     if not n:
         return _undefined(NO_ITEMS)
-    if weights is not None and labels is None and scale.dtype.kind == "U":
-        raise AgreementInputError("weighted kappa on text labels needs the ordered scale as labels=")
-    categories = len(scale)
     weight = _disagreement_weights(categories, weights)
     observed = np.bincount(codes_a * categories + codes_b, minlength=categories**2).reshape(categories, categories)
     # Counts, not proportions: integer sums keep "no expected disagreement" exactly 0.
@@ -387,7 +425,9 @@ def krippendorff_alpha(reliability_data, *, level: str = "nominal", values=None)
     return AgreementResult(float(1 - (totals.sum() - 1) * observed / expected), n=len(counts))
 
 
-def pairwise(ratings, measure: Callable[..., AgreementResult] = None, **options) -> dict[tuple[int, int], AgreementResult]:
+def pairwise(
+    ratings, measure: Callable[..., AgreementResult] | None = None, **options
+) -> dict[tuple[int, int], AgreementResult]:
     """{(rater i, rater j): measure(column i, column j, **options)} for every pair i < j of an
     items x raters matrix (measure: cohen_kappa by default; items rated by both). Pass
     labels= (the full scale) so weighted kappa charges the same steps in every pair."""
@@ -401,14 +441,16 @@ def pairwise(ratings, measure: Callable[..., AgreementResult] = None, **options)
             for i, j in itertools.combinations(range(data.shape[1]), 2)}
 
 
-def _mean_over_pairs(ratings, measure, labels=None, **options) -> AgreementResult:
-    codes, scale = _matrix(ratings, "ratings", labels)
-    if options.get("weights") is not None and labels is None and scale.dtype.kind == "U":
-        raise AgreementInputError("weighted kappa on text labels needs the ordered scale as labels=")
-    # One scale for every pair: weighted kappa then charges the same steps in each pair.
-    by_pair = pairwise(ratings, measure, labels=scale.tolist(), **options)
+def _mean_over_pairs(codes: np.ndarray, measure_of_codes: Callable[[np.ndarray, np.ndarray], AgreementResult]):
+    """Mean of measure_of_codes over every pair of columns of a codes matrix (-1 = missing).
+    The matrix is encoded once, so every pair shares one scale and a bootstrap stays fast."""
     n = int(((codes >= 0).sum(axis=1) >= 2).sum())
-    defined = [result.value for result in by_pair.values() if result.defined]
+    defined = []
+    for i, j in itertools.combinations(range(codes.shape[1]), 2):
+        both = (codes[:, i] >= 0) & (codes[:, j] >= 0)
+        result = measure_of_codes(codes[both, i], codes[both, j])
+        if result.defined:
+            defined.append(result.value)
     if not defined:
         return _undefined(NO_DEFINED_PAIR if n else NO_PAIRABLE_ITEMS, n)
     return AgreementResult(float(np.mean(defined)), n=n)
@@ -417,13 +459,17 @@ def _mean_over_pairs(ratings, measure, labels=None, **options) -> AgreementResul
 def mean_pairwise_kappa(ratings, *, weights: str | None = None, labels=None) -> AgreementResult:
     """The human ceiling: unweighted mean of Cohen's kappa over every rater pair (columns of an
     items x raters matrix), each pair on the items both rated. Pairs whose kappa is undefined
-    are left out; n = items with at least two ratings."""
-    return _mean_over_pairs(ratings, cohen_kappa, weights=weights, labels=labels)
+    are left out; n = items with at least two ratings. Every pair is on one scale (labels, or
+    all labels seen), so weighted kappa charges the same steps in each pair."""
+    codes, scale = _matrix(ratings, "ratings", labels)
+    _check_weights(weights, labels, scale)
+    return _mean_over_pairs(codes, lambda a, b: _kappa_of_codes(a, b, len(scale), weights))
 
 
 def mean_pairwise_agreement(ratings, *, labels=None) -> AgreementResult:
     """Mean percent agreement over every rater pair (items x raters, items rated by both)."""
-    return _mean_over_pairs(ratings, percent_agreement, labels=labels)
+    codes, _ = _matrix(ratings, "ratings", labels)
+    return _mean_over_pairs(codes, _agreement_of_codes)
 
 
 # ---- the human aggregate -------------------------------------------------------------------
@@ -437,7 +483,7 @@ def aggregate_labels(ratings, rule: str = MAJORITY_THEN_ROUNDED_MEAN) -> list:
     """One label per item by a rule of AGGREGATION_RULES, None for an item nobody rated.
 
     ratings: one row of labels per item (an items x raters matrix, or rows of different
-    lengths). Numeric labels come back as floats; the rounded mean needs numeric labels."""
+    lengths). Whole numbers come back as ints; the rounded mean needs numeric labels."""
     if rule not in AGGREGATION_RULES:
         raise AgreementInputError("unknown aggregation rule", {"rule": rule, "known": ", ".join(AGGREGATION_RULES)})
     aggregate = []
@@ -452,11 +498,11 @@ def aggregate_labels(ratings, rule: str = MAJORITY_THEN_ROUNDED_MEAN) -> list:
         if rule == MAJORITY_THEN_ROUNDED_MEAN:
             labels, counts = np.unique(present, return_counts=True)
             if (counts == counts.max()).sum() == 1:
-                aggregate.append(labels[counts.argmax()].item())
+                aggregate.append(_plain(labels[counts.argmax()]))
                 continue
         if present.dtype.kind == "U":
             raise AgreementInputError("the rounded mean needs numeric labels", {"ratings": row.tolist()})
-        aggregate.append(_round_half_up(present))
+        aggregate.append(_plain(_round_half_up(present)))
     return aggregate
 
 
@@ -477,12 +523,12 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
     groups=None,
-    axis: int = 0,
+    item_axis: int = 0,
 ) -> BootstrapInterval:
     """Percentile bootstrap interval of statistic(*arrays), resampling items with replacement.
 
-    The arrays are paired: every resample takes the same items (positions along `axis`) from
-    each. groups: one group id per item for a cluster bootstrap, which resamples whole groups
+    The arrays are paired: every resample takes the same items (positions along item_axis)
+    from each. groups: one group id per item for a cluster bootstrap, which resamples whole groups
     (every item of a drawn group comes along), e.g. the prompts of one RTP-LX transcreation
     group. statistic returns a number, None / NaN when undefined, or an AgreementResult;
     undefined resamples are dropped and counted. The same seed gives the same interval."""
@@ -493,9 +539,9 @@ def bootstrap_ci(
     if not arrays:
         raise AgreementInputError("bootstrap_ci needs at least one array to resample")
     data = [_as_array(array, "arrays") for array in arrays]
-    if any(array.ndim <= axis for array in data):
-        raise AgreementInputError(f"every array needs an axis {axis} to resample")
-    sizes = {array.shape[axis] for array in data}
+    if any(array.ndim <= item_axis for array in data):
+        raise AgreementInputError(f"every array needs an axis {item_axis} to resample")
+    sizes = {array.shape[item_axis] for array in data}
     if len(sizes) != 1:
         raise AgreementInputError("the arrays must have the same number of items", {"sizes": sorted(sizes)})
     count = sizes.pop()
@@ -504,8 +550,12 @@ def bootstrap_ci(
         if group_ids.shape != (count,):
             raise AgreementInputError("groups needs one group id per item",
                                       {"items": count, "groups": group_ids.shape})
-        _, group_of_item = np.unique(group_ids, return_inverse=True)
-        members = [np.flatnonzero(group_of_item == g) for g in range(group_of_item.max() + 1)] if count else []
+        try:
+            _, group_of_item = np.unique(group_ids, return_inverse=True)
+        except TypeError:  # None among the ids, or ids numpy cannot order
+            raise AgreementInputError("groups must be ids of one type, none missing") from None
+        by_group = np.argsort(group_of_item, kind="stable")
+        members = np.split(by_group, np.cumsum(np.bincount(group_of_item))[:-1]) if count else []
     if count == 0:
         return BootstrapInterval(None, None, 0)
     rng = np.random.default_rng(seed)
@@ -515,7 +565,7 @@ def bootstrap_ci(
             items = rng.integers(0, count, size=count)
         else:
             items = np.concatenate([members[g] for g in rng.integers(0, len(members), size=len(members))])
-        value = _statistic_value(statistic(*(np.take(array, items, axis=axis) for array in data)))
+        value = _statistic_value(statistic(*(np.take(array, items, axis=item_axis) for array in data)))
         if value is not None:
             replicates.append(value)
     dropped = n_resamples - len(replicates)
@@ -543,10 +593,11 @@ def with_bootstrap_ci(
     point = measure(*arrays, **options)
     if not point.defined:
         return point
-    axis = (1 if measure is krippendorff_alpha else 0) if item_axis is None else item_axis
+    if item_axis is None:
+        item_axis = 1 if measure is krippendorff_alpha else 0
     interval = bootstrap_ci(
         lambda *resampled: measure(*resampled, **options), *arrays,
-        n_resamples=n_resamples, confidence=confidence, seed=seed, groups=groups, axis=axis,
+        n_resamples=n_resamples, confidence=confidence, seed=seed, groups=groups, item_axis=item_axis,
     )
     return replace(point, ci_low=interval.low, ci_high=interval.high, resamples_dropped=interval.dropped)
 

@@ -57,6 +57,7 @@ class Param:
     max_length: int | None = None  # str: characters; list: items
     single_line: bool = False  # str: no control or format characters (names, keys)
     item_kind: type | None = None  # list: the type of each item
+    cli: str = ""  # the command-line flag when it is not --name-with-dashes
     # Extra rule on a value that passed the checks above: returns a problem or None.
     rule: Callable[[Any], str | None] | None = None
 
@@ -65,6 +66,10 @@ class Param:
             raise TypeError(f"parameter {self.name}: kind must be one of {KINDS}")
 
     # --- what it is -----------------------------------------------------------------------
+    @property
+    def flag(self) -> str:
+        return self.cli or "--" + self.name.replace("_", "-")
+
     @property
     def title(self) -> str:
         return self.label or self.name.replace("_", " ").capitalize()
@@ -212,7 +217,7 @@ class ParamSchema:
                 cleaned[param.name] = param.clean(values[param.name])
             except ParamProblem as problem:
                 problems[param.name] = str(problem)
-        if not problems:
+        if not problems and only is None:
             for check in self.checks:
                 problems.update(check(cleaned))
         return cleaned, problems

@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "toxplatform.middleware.ApplicationErrorMiddleware",
 ]
 
 ROOT_URLCONF = "toxplatform.urls"
@@ -182,6 +183,21 @@ CELERY_BEAT_SCHEDULE = {
 # Where converted packaged models and prepared detox artifacts are cached.
 MODEL_CACHE_DIR = Path(os.environ.get("TOXPLATFORM_MODEL_CACHE", VAR_DIR / "models"))
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+# Limits that protect the machine (checked by services.create_job, whatever the interface):
+# one job's prompts x k x max_new_tokens (RTP-LX whole, k = 25, 20 tokens is 15.1 M), and
+# the jobs one user may have queued or running at once.
+JOB_MAX_WORK = int(os.environ.get("TOXPLATFORM_JOB_MAX_WORK", 50_000_000))
+JOB_MAX_ACTIVE_PER_USER = int(os.environ.get("TOXPLATFORM_JOB_MAX_ACTIVE_PER_USER", 10))
+# Environment variables an llm_judge job may name as its API key (`api_key_env`): a job's
+# parameters must not be able to send any other secret (SECRET_KEY, DATABASE_URL) anywhere.
+JUDGE_API_KEY_ENVS = env_list("TOXPLATFORM_JUDGE_KEY_ENVS", ",".join(["OPENAI_API_KEY", "JUDGE_API_KEY"]))
+# Azure AI Content Safety (azure_content_safety scorer): the resource endpoint, and the name
+# of the environment variable holding its key (read when a scorer is built, never stored).
+AZURE_CONTENT_SAFETY_ENDPOINT = os.environ.get("AZURE_CONTENT_SAFETY_ENDPOINT", "")
+AZURE_CONTENT_SAFETY_KEY_ENV = "AZURE_CONTENT_SAFETY_KEY"
+AZURE_CONTENT_SAFETY_API_VERSION = os.environ.get("AZURE_CONTENT_SAFETY_API_VERSION", "2023-10-01")
+# Client-side limit on requests per second to the Azure resource (its tier's quota).
+AZURE_CONTENT_SAFETY_RPS = float(os.environ.get("AZURE_CONTENT_SAFETY_RPS", "5"))
 
 LOGGING = {
     "version": 1,

@@ -35,7 +35,13 @@ from typing import Any
 
 from django.conf import settings
 
-from evaluation.generators.base import GenerationHooks, GenerationParams, Generator, PromptInput, Sample
+from evaluation.generators.base import (
+    GenerationHooks,
+    GenerationParams,
+    Generator,
+    PromptInput,
+    Sample,
+)
 from evaluation.model_loading import staged_directory
 from toxplatform.errors import ApplicationError
 from toxplatform.params import ParamSchema, parameters_error

@@ -93,12 +93,29 @@ class ModelConfig:
 
 
 class Generator(ABC):
+    """A backend: one file, registered by name (ModelSpec.backend). It declares what it can
+    do, so nothing else in the platform tests a backend's name."""
+
     name: str = ""
+    # One line for forms and admin lists.
+    label: str = ""
     # Whether `model` / `tokenizer` are local torch objects that detox methods can hook.
     has_local_model: bool = False
 
     def __init__(self, config: ModelConfig):
         self.config = config
+
+    @classmethod
+    def fingerprint_of(cls, config: ModelConfig) -> str:
+        """The fingerprint without loading the model (weights hashed, cached by path, size and
+        mtime; or endpoint + model name). Problems with the location raise ApplicationError."""
+        raise NotImplementedError
+
+    @classmethod
+    def recheck_fingerprint_on_submit(cls, config: ModelConfig) -> bool:
+        """Whether a new job re-reads the fingerprint (local weights that may have changed
+        since the spec was registered); False where it cannot change or costs a conversion."""
+        return False
 
     @property
     def uses_chat_template(self) -> bool:

@@ -144,8 +144,19 @@ class SeededNucleusSampler(LogitsProcessor):
 
 @registry.register
 class HFGenerator(Generator):
-    name = "hf"
+    name = model_loading.LOCAL_BACKEND
+    label = "transformers (local directory or GGUF file)"
     has_local_model = True
+
+    @classmethod
+    def fingerprint_of(cls, config: ModelConfig) -> str:
+        directory, gguf_file = model_loading.local_model_files(config.location, config.gguf_file)
+        return model_loading.fingerprint_model(directory, gguf_file)
+
+    @classmethod
+    def recheck_fingerprint_on_submit(cls, config: ModelConfig) -> bool:
+        # A packaged model is converted on first load and cannot change under its package version.
+        return not config.location.startswith(model_loading.PACKAGE_PREFIX)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)

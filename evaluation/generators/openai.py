@@ -17,11 +17,7 @@ words are counted. Both are approximations, documented as such.
 """
 from __future__ import annotations
 
-import email.utils
 import os
-import random
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
@@ -29,6 +25,7 @@ import requests
 from django.conf import settings
 
 from evaluation import model_loading
+from evaluation.http_client import RETRYABLE_STATUS, RetryingClient, retry_after_s  # noqa: F401 (re-exported)
 from evaluation.generators.base import (
     GenerationHooks,
     GenerationParams,
@@ -44,7 +41,6 @@ from evaluation.generators.base import (
 )
 from toxplatform.errors import ApplicationError
 
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 DEFAULTS = {
     "max_concurrency": 8,
     "timeout_s": 120.0,
@@ -62,15 +58,14 @@ def base_url(location: str) -> str:
     return url if parts.path else url + "/v1"
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str, wait_s: float | None = None):
-        super().__init__(reason)
-        self.wait_s = wait_s
-
-
 @registry.register
 class OpenAIGenerator(Generator):
     name = "openai"
+    label = "OpenAI-compatible HTTP endpoint"
+
+    @classmethod
+    def fingerprint_of(cls, config: ModelConfig) -> str:
+        return model_loading.fingerprint_endpoint(base_url(config.location), config.remote_model)
 
     def __init__(self, config: ModelConfig):
         super().__init__(config)
@@ -88,7 +83,17 @@ class OpenAIGenerator(Generator):
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
         key_env = config.params.get("api_key_env")
         self.api_key = (os.environ.get(key_env, "") if key_env else "") or config.params.get("api_key") or settings.OPENAI_API_KEY
-        self._local = threading.local()
+        self._client = RetryingClient(
+            headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_s=self.backoff_s,
+            max_backoff_s=self.max_backoff_s,
+            # A self-hosted server's own error text is what tells a user what to fix.
+            describe=error_message,
+            context={"model": config.remote_model},
+            show_non_json=True,
+        )
 
     def fingerprint(self) -> str:
         return model_loading.fingerprint_endpoint(self.base_url, self.config.remote_model)
@@ -150,49 +155,8 @@ class OpenAIGenerator(Generator):
         return choice.get("text") or ""
 
     # --- HTTP ------------------------------------------------------------------------
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            session = requests.Session()
-            if self.api_key:
-                session.headers["Authorization"] = f"Bearer {self.api_key}"
-            self._local.session = session
-        return self._local.session
-
     def _post(self, path: str, body: dict) -> dict:
-        url = self.base_url + path
-        last_reason = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._post_once(url, body)
-            except _Retryable as exc:
-                last_reason = str(exc)
-                if attempt == self.max_retries:
-                    break
-                # Full jitter: concurrent clients that failed together do not retry together.
-                backoff = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
-                time.sleep(max(backoff, min(exc.wait_s or 0.0, self.max_backoff_s)))
-        raise ApplicationError(
-            f"cannot reach {url}: {last_reason}", {"attempts": self.max_retries + 1, "model": self.config.remote_model}
-        )
-
-    def _post_once(self, url: str, body: dict) -> dict:
-        try:
-            response = self._session().post(url, json=body, timeout=self.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code in RETRYABLE_STATUS:
-            raise _Retryable(
-                f"HTTP {response.status_code}: {error_message(response)}", retry_after_s(response.headers.get("Retry-After"))
-            )
-        if response.status_code >= 400:
-            raise ApplicationError(
-                f"{url} refused the request: HTTP {response.status_code}: {error_message(response)}",
-                {"model": self.config.remote_model},
-            )
-        try:
-            return response.json()
-        except ValueError:
-            raise ApplicationError(f"{url} answered with something that is not JSON", {"start": response.text[:200]}) from None
+        return self._client.post_json(self.base_url + path, body)
 
 
 def error_message(response: requests.Response) -> str:
@@ -209,21 +173,6 @@ def error_message(response: requests.Response) -> str:
     if isinstance(data, dict) and data.get("message"):
         return str(data["message"])[:500]
     return str(data)[:500]
-
-
-def retry_after_s(header: str | None) -> float | None:
-    """Retry-After as seconds: either a number or an HTTP date."""
-    if not header:
-        return None
-    try:
-        return max(0.0, float(header))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def token_counts(texts: list[str], finish_reasons: list, usage: dict | None, max_tokens: int) -> list[int]:

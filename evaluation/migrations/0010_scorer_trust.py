@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('corpus', '0002_seed_reference_data'),
-        ('evaluation', '0003_job_detox_notes'),
+        ('evaluation', '0005_judge_prompt'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

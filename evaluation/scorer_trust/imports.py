@@ -66,9 +66,11 @@ def _parse_raw(number: int, text: str, scales: dict[str, tuple[int, int]]) -> tu
         raise _line_error(number, 'the "raw" form needs the llm_judge reply parser '
                                   "(evaluation/scorers/judge_parser.py), which this installation does not have; "
                                   'give "scores" instead')
-    parsed = parser.parse_reply(text, list(scales))
+    # The rubric's categories that this platform has (the parser knows their scales).
+    asked = [slug for slug in scales if slug in getattr(parser, "SCALES", scales)]
+    parsed = parser.parse_reply(text, asked)
     values, raw = {}, {}
-    for slug in scales:
+    for slug in asked:
         outcome = parsed.get(slug) if isinstance(parsed, dict) else None
         if isinstance(outcome, (int, float)) and not isinstance(outcome, bool) and math.isfinite(outcome):
             values[slug] = float(outcome)

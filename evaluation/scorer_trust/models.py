@@ -79,11 +79,13 @@ class TrainingRun(TrackedRun):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"trained:{self.name}"
+        return self.scorer_key
 
     @property
     def scorer_key(self) -> str:
-        return f"trained:{self.name}"
+        from evaluation.scorers.trained import key_for
+
+        return key_for(self.name)
 
     @property
     def results_all(self) -> list[dict]:

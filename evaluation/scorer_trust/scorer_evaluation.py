@@ -20,7 +20,7 @@ import time
 import numpy as np
 from django.db import transaction
 
-from evaluation.scorer_trust import agreement_table, runs
+from evaluation.scorer_trust import agreement_table, dispatch, runs
 from evaluation.scorer_trust.labels import DEFAULT_RULE, check_rule, load_gold_labels, resolve_selection
 from evaluation.scorer_trust.models import (
     ImportedScore,
@@ -135,9 +135,7 @@ def create_scorer_evaluation(*, scorer=None, imported: str | None = None, datase
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         if enqueue:
-            from evaluation.scorer_trust import tasks
-
-            transaction.on_commit(lambda: tasks.evaluate_scorer.delay(evaluation.pk))
+            transaction.on_commit(lambda: dispatch.send_evaluation(evaluation.pk))
     return evaluation
 
 

@@ -9,7 +9,7 @@ embeddings (cached per encoder) -> a grouped split (learning.heldout_mask: a fra
 transcreation groups held out, the same groups in every language) -> a head per category
 with kappa-tuned cutpoints fitted on the training groups only -> the held-out groups scored
 and compared with the human aggregate (agreement_table) -> the artifact (one .npz, no
-pickle) under MODEL_CACHE_DIR/trained/, with its sha256 on the run.
+pickle) under MODEL_CACHE_DIR/trained-scorers/, with its sha256 on the run.
 
 The artifact is trained on the training groups only, never on the held-out ones: its
 held-out results stay true, and a scorer evaluation of it on the same dataset counts only
@@ -26,7 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from evaluation.scorer_trust import agreement_table, learning, runs
+from evaluation.scorer_trust import agreement_table, dispatch, learning, runs
 from evaluation.scorer_trust.labels import DEFAULT_RULE, check_rule, load_gold_labels, resolve_selection
 from evaluation.scorer_trust.models import RunStatus, TrainingRun
 from evaluation.scorers import encoders
@@ -97,16 +97,14 @@ def create_training_run(*, dataset: str = "rtp-lx", languages=(), categories=(),
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         if enqueue:
-            from evaluation.scorer_trust import tasks
-
-            transaction.on_commit(lambda: tasks.train_scorer.delay(run.pk))
+            transaction.on_commit(lambda: dispatch.send_training(run.pk))
     return run
 
 
 def artifact_directory():
     from pathlib import Path
 
-    return Path(settings.MODEL_CACHE_DIR) / "trained"
+    return Path(settings.MODEL_CACHE_DIR) / "trained-scorers"
 
 
 def run_training(run_id: int, progress=None) -> TrainingRun | None:

@@ -54,8 +54,9 @@ class Scorer(ABC):
         values, problems = self.parameters.problems(params)
         if problems:
             raise parameters_error(f"Invalid parameters for scorer {self.name!r}", problems)
-        # Every declared parameter, defaults filled in.
+        # Every declared parameter, defaults filled in; and what the caller gave.
         self.params = values
+        self.given_params = dict(params)
 
     @abstractmethod
     def categories(self) -> list[str]:
@@ -82,6 +83,16 @@ class Scorer(ABC):
 
     def supports_language(self, language: str) -> bool:
         return True
+
+    def pinned_params(self) -> dict:
+        """The parameters as this instance resolved them (defaults filled, a "newest" choice
+        fixed, e.g. llm_judge's prompt version): what a job should store so that every worker
+        builds the scorer its key names. What was given, plus any value the scorer resolved
+        to something other than its declared default."""
+        return {
+            name: value for name, value in self.params.items()
+            if name in self.given_params or name not in self.parameters or value != self.parameters[name].default
+        }
 
     def close(self) -> None:
         """Free memory / connections."""

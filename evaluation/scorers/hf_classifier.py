@@ -22,7 +22,13 @@ from __future__ import annotations
 import json
 
 from evaluation.scorers import _local_model as local
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
 from toxplatform.errors import ApplicationError
 from toxplatform.params import Param, ParamSchema
 

@@ -27,7 +27,13 @@ import unicodedata
 from functools import lru_cache
 from importlib import resources
 
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
 from toxplatform.errors import ApplicationError
 from toxplatform.params import Param, ParamSchema
 

@@ -11,9 +11,9 @@ Harm measures feed EMT, TP and the average score. A rating is mapped onto [0, 1]
 harm measure; the stored Score keeps the scorer's own value. Quality measures feed their
 own column (`metric`, e.g. "ppl") and never get a toxicity badge.
 
-A job stores each scorer's measures with its scorer spec when it is created
-(`spec["measures"] = {category: measure.as_json()}`), so finalize, leaderboards and pages
-read them from the job and never need to build the scorer.
+A job stores what each of its scorers declared when it is created (`job.scorer_measures`:
+{scorer key: {category: measure as JSON}}), and each JobMetric row records its measure's
+kind, so finalize, leaderboards and pages read them and never need to build the scorer.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ KINDS = (PROBABILITY, RATING, QUALITY)
 class Measure:
     kind: str
     low: float = 0.0
-    high: float = 1.0
+    high: float | None = 1.0  # None: unbounded (perplexity)
     # Quality measures: the metric their aggregate is stored under, and how it is named.
     metric: str = ""
     label: str = ""
@@ -75,42 +75,30 @@ class Measure:
 
 
 HARM_PROBABILITY = Measure(PROBABILITY)
-PERPLEXITY = Measure(QUALITY, low=1.0, high=math.inf, metric="ppl", label="perplexity")
+PERPLEXITY = Measure(QUALITY, low=1.0, high=None, metric="ppl", label="perplexity")
 
 
 def rating(low: int, high: int) -> Measure:
     return Measure(RATING, low=float(low), high=float(high))
 
 
-def spec_measure(spec: dict, category: str) -> Measure:
-    """The measure a job's scorer spec declared for a category. Jobs queued before scorers
-    declared measures stored none: their perplexity scorer filled "perplexity", every other
-    category was a probability."""
-    declared = (spec.get("measures") or {}).get(category)
+def measure_of(job, scorer: str, category: str) -> Measure:
+    """What one (scorer key, category) of a job measures, as the scorer declared it when the
+    job was created. Jobs queued before scorers declared measures have none: there the
+    perplexity scorer filled "perplexity" and every other category was a probability."""
+    declared = (job.scorer_measures or {}).get(scorer, {}).get(category)
     if declared:
         return Measure.from_json(declared)
     return PERPLEXITY if category == PERPLEXITY.label else HARM_PROBABILITY
 
 
 def job_measures(job) -> dict[tuple[str, str], Measure]:
-    """(scorer key, category) -> Measure for every category a job's scorers declared."""
-    from evaluation.models import scorer_key
-
-    out = {}
-    for spec in job.scorers:
-        for category in (spec.get("measures") or {}):
-            out[(scorer_key(spec), category)] = spec_measure(spec, category)
-    return out
-
-
-def measure_of(job, scorer: str, category: str) -> Measure:
-    """The measure of one (scorer key, category) of a job (legacy rule when undeclared)."""
-    from evaluation.models import scorer_key
-
-    for spec in job.scorers:
-        if scorer_key(spec) == scorer:
-            return spec_measure(spec, category)
-    return spec_measure({}, category)
+    """(scorer key, category) -> Measure for everything a job's scorers declared."""
+    return {
+        (scorer, category): Measure.from_json(declared)
+        for scorer, categories in (job.scorer_measures or {}).items()
+        for category, declared in categories.items()
+    }
 
 
 def _num(value: float) -> str:

@@ -26,7 +26,13 @@ from __future__ import annotations
 import math
 
 from evaluation.scorers import _local_model as local
-from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
+from evaluation.scorers.base import (
+    Scorer,
+    ScoreResult,
+    ScoringInput,
+    no_score,
+    registry,
+)
 from evaluation.scorers.measures import PERPLEXITY, Measure
 from toxplatform.params import Param, ParamSchema
 

@@ -43,6 +43,11 @@ def _finished_run(name: str):
     return run
 
 
+def key_for(name: str) -> str:
+    """What a trained scorer's scores and metrics are stored under: trained:<run name>."""
+    return f"{TrainedScorer.name}:{name}"
+
+
 @registry.register
 class TrainedScorer(Scorer):
     name = "trained"
@@ -64,7 +69,7 @@ class TrainedScorer(Scorer):
         self._cache = None
 
     def key(self) -> str:
-        return f"trained:{self.run.name}"
+        return key_for(self.run.name)
 
     def categories(self) -> list[str]:
         return list(self.run.categories)

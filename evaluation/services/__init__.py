@@ -12,14 +12,17 @@ half-way and the job still ends with exactly k generations per prompt and one sc
   finalize runs under a row lock on the job, so running it twice is harmless.
 
 The Celery tasks (tasks.py) and the inline runner (`run_job_inline`, used by the CLI and
-the demo) call the same functions; only the dispatch of the next step differs.
+the demo) run chunks through the same skeleton (stages.run_chunk); only what happens after
+a chunk differs (a worker queues the next step, the inline runner runs it).
 
 One module per step, in the order a job meets them:
 
-    jobs.py      create_job: every parameter checked, then the job written and planned
+    jobs.py      create_job: every parameter checked (job_parameters.py), then written and planned
     planning.py  which prompts (seeded, the same transcreation groups in every language), chunks
-    dispatch.py  queueing what follows a finished chunk (the only module that sends tasks)
-    claims.py    claiming a chunk for this process; done, handed back or failed
+    state.py     every status change of a job or a chunk, with the allowed transitions
+    dispatch.py  sending the next step to the broker, by task name (the only module that does)
+    claims.py    claiming a chunk for this process; running its work with failures recorded
+    stages.py    the claim -> work -> complete skeleton every stage shares
     generate.py  the generate stage
     score.py     the score stage
     finalize.py  metrics -> JobMetric rows; the job ends DONE
@@ -27,25 +30,11 @@ One module per step, in the order a job meets them:
 
 Callers use the names below (`from evaluation import services; services.create_job(...)`).
 """
-from toxplatform.errors import ApplicationError, TransientError  # noqa: F401  (what these raise)
-
-from .claims import ClaimLost, claim_chunk, fail_job, max_chunk_attempts  # noqa: F401
-from .control import (  # noqa: F401
-    ProgressCallback,
-    cancel_job,
-    resume_job,
-    resume_stale_jobs,
-    run_job_inline,
-)
-from .finalize import finalize_job, job_metric_rows  # noqa: F401
-from .generate import (  # noqa: F401
-    generate_chunk,
-    generation_params,
-    record_method_notes,
-    run_generate_chunk,
-    storable_json,
-    storable_text,
-)
-from .jobs import THRESHOLD_RULES, code_version, create_job  # noqa: F401
-from .planning import enqueue_job, plan_job, select_prompts  # noqa: F401
-from .score import run_score_chunk, score_chunk  # noqa: F401
+from . import generate, score  # noqa: F401  (registers the stages)
+from .claims import claim_chunk  # noqa: F401
+from .control import cancel_job, resume_job, resume_stale_jobs, run_job_inline  # noqa: F401
+from .finalize import finalize_job  # noqa: F401
+from .generate import record_method_notes  # noqa: F401
+from .jobs import create_job  # noqa: F401
+from .planning import enqueue_job  # noqa: F401
+from .stages import process_chunk, run_chunk  # noqa: F401

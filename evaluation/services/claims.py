@@ -1,8 +1,8 @@
-"""Claiming a chunk for this process, and ending a claim (done, handed back, failed).
+"""Claiming a chunk for this process and running its work: claim -> work -> complete.
 
 The conditional UPDATE in `claim_chunk` is the lock: whichever process changes the row
 owns the chunk. A claim whose deadline passed, or whose process is gone from this host,
-may be taken over.
+may be taken over. The status changes themselves are in state.py.
 """
 from __future__ import annotations
 
@@ -16,16 +16,14 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
+from evaluation.services import state
 from toxplatform.errors import ApplicationError, TransientError
 
 logger = logging.getLogger(__name__)
-
-Status = EvaluationJob.Status
 
 
 class ClaimLost(Exception):
@@ -89,16 +87,12 @@ def claim_chunk(chunk_id: int) -> Chunk | None:
     if chunk.status == Chunk.Status.RUNNING and holder_is_dead(chunk.worker):
         claimable |= Q(status=Chunk.Status.RUNNING, worker=chunk.worker)
     if chunk.attempts >= max_chunk_attempts() and Chunk.objects.filter(claimable, pk=chunk_id).exists():
-        fail_chunk_and_job(chunk, _out_of_attempts_message(chunk))
+        state.fail_chunk_and_job(chunk, _out_of_attempts_message(chunk))
         return None
-    token = _claim_token()
-    won = Chunk.objects.filter(claimable, pk=chunk_id, attempts__lt=max_chunk_attempts()).update(
-        status=Chunk.Status.RUNNING, claimed_at=now, deadline=now + _claim_lease(), worker=token,
-        attempts=F("attempts") + 1,
-    )
-    if not won:
+    if not state.claim(chunk_id, claimable, token=_claim_token(), now=now, deadline=now + _claim_lease(),
+                       max_attempts=max_chunk_attempts()):
         return None
-    EvaluationJob.objects.filter(pk=chunk.job_id, status=Status.QUEUED).update(status=Status.RUNNING, started_at=now)
+    state.start_job(chunk.job_id, now)
     chunk.refresh_from_db()
     chunk.job.refresh_from_db()
     return chunk
@@ -120,42 +114,6 @@ def still_holding(chunk: Chunk) -> None:
         or row["job__status"] not in EvaluationJob.ACTIVE
     ):
         raise ClaimLost
-
-
-def complete_chunk(chunk: Chunk, **job_counters) -> bool:
-    """Mark our claim DONE (and bump job counters in the same transaction); False if it was lost."""
-    with transaction.atomic():
-        done = Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker).update(
-            status=Chunk.Status.DONE, finished_at=timezone.now(), deadline=None, error=""
-        )
-        if done and job_counters:
-            EvaluationJob.objects.filter(pk=chunk.job_id).update(**job_counters)
-    return bool(done)
-
-
-def release_chunk(chunk: Chunk, error: str) -> None:
-    """Hand the chunk back (QUEUED) so a retry can claim it."""
-    Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker).update(
-        status=Chunk.Status.QUEUED, deadline=None, error=error[:2000]
-    )
-
-
-def fail_chunk_and_job(chunk: Chunk, message: str) -> None:
-    now = timezone.now()
-    with transaction.atomic():
-        Chunk.objects.filter(pk=chunk.pk).exclude(status=Chunk.Status.DONE).update(
-            status=Chunk.Status.FAILED, error=message[:2000], finished_at=now, deadline=None
-        )
-        fail_job(chunk.job_id, message)
-
-
-def fail_job(job_id: int, message: str) -> bool:
-    """End a job FAILED with a message a user can read; a job already finished is left alone."""
-    return bool(
-        EvaluationJob.objects.filter(pk=job_id)
-        .exclude(status__in=EvaluationJob.TERMINAL)
-        .update(status=Status.FAILED, error=message[:5000], finished_at=timezone.now())
-    )
 
 
 def describe_failure(error: BaseException) -> str:
@@ -180,15 +138,15 @@ def run_claimed(chunk: Chunk, work: Callable[[], None]) -> bool:
         work()
         return True
     except ClaimLost:
-        release_chunk(chunk, "")  # cancelled: leave it claimable for a resume (no-op if taken over)
+        state.release_chunk(chunk, "")  # cancelled: leave it claimable for a resume (no-op if taken over)
         return False
     except TransientError as error:
         if chunk.attempts >= max_chunk_attempts():
-            fail_chunk_and_job(chunk, f"{describe_failure(error)} (gave up after {chunk.attempts} attempts)")
+            state.fail_chunk_and_job(chunk, f"{describe_failure(error)} (gave up after {chunk.attempts} attempts)")
             return False
-        release_chunk(chunk, describe_failure(error))
+        state.release_chunk(chunk, describe_failure(error))
         raise
     except Exception as error:  # noqa: BLE001 - any failure must reach the job page, not just a log
         logger.exception("chunk %s (%s %s) of job %s failed", chunk.pk, chunk.stage, chunk.index, chunk.job_id)
-        fail_chunk_and_job(chunk, describe_failure(error))
+        state.fail_chunk_and_job(chunk, describe_failure(error))
         return False

@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
+from evaluation.services import state
 from evaluation.services.claims import holder_is_dead, max_chunk_attempts
 from evaluation.services.dispatch import send_finalize, send_generate, send_score
 from evaluation.services.finalize import finalize_job
-from evaluation.services.generate import run_generate_chunk
-from evaluation.services.score import run_score_chunk
+from evaluation.services.stages import run_chunk
 from toxplatform.errors import ApplicationError, TransientError
 
 Status = EvaluationJob.Status
@@ -24,18 +24,14 @@ ProgressCallback = Callable[[int, int, str], None]
 
 def cancel_job(job: EvaluationJob) -> EvaluationJob:
     """Stop a job: running chunks stop at their next batch, queued ones are skipped."""
-    stopped = (
-        EvaluationJob.objects.filter(pk=job.pk)
-        .exclude(status__in=EvaluationJob.TERMINAL)
-        .update(status=Status.CANCELLED, cancel_requested=True, finished_at=timezone.now())
-    )
+    stopped = state.cancel_job(job.pk)
     job.refresh_from_db()
     if not stopped:
         raise ApplicationError(f"Job {job.pk} has already finished", {"status": job.status})
     return job
 
 
-def resume_job(job: EvaluationJob, *, dispatch: bool = True) -> list[int]:
+def resume_job(job: EvaluationJob, *, send: bool = True) -> list[int]:
     """Queue again everything a lost broker message, a dead worker or a failure left undone.
 
     What a person (or the CLI after a broker restart) asks for. Re-opens a FAILED or
@@ -47,17 +43,11 @@ def resume_job(job: EvaluationJob, *, dispatch: bool = True) -> list[int]:
         job = EvaluationJob.objects.select_for_update().get(pk=job.pk)
         if job.status == Status.DONE:
             raise ApplicationError(f"Job {job.pk} is already done")
-        if job.status in (Status.FAILED, Status.CANCELLED, Status.PENDING):
-            # A holder still running stops at its next batch: its claim is gone.
-            Chunk.objects.filter(job=job).exclude(status=Chunk.Status.DONE).update(
-                status=Chunk.Status.QUEUED, attempts=0, error="", finished_at=None, deadline=None, worker=""
-            )
-            job.status, job.cancel_requested, job.error, job.finished_at = Status.QUEUED, False, "", None
-            job.save(update_fields=["status", "cancel_requested", "error", "finished_at"])
+        state.reopen_job(job)  # FAILED, CANCELLED or PENDING: queued again with fresh attempts
         _release_stale_claims(job)
         queued = list(job.chunks.filter(status=Chunk.Status.QUEUED))
         finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
-    return _resend(job, queued, finalize=finalize, dispatch=dispatch)
+    return _resend(job, queued, finalize=finalize, send=send)
 
 
 def resume_stale_jobs() -> int:
@@ -73,7 +63,7 @@ def resume_stale_jobs() -> int:
         with transaction.atomic():
             freed = _release_stale_claims(job)
             finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
-        sent += len(_resend(job, freed, finalize=finalize, dispatch=True))
+        sent += len(_resend(job, freed, finalize=finalize, send=True))
     return sent
 
 
@@ -83,15 +73,13 @@ def _release_stale_claims(job: EvaluationJob) -> list[Chunk]:
     freed = []
     for chunk in job.chunks.filter(status=Chunk.Status.RUNNING):
         stale = chunk.deadline is None or chunk.deadline < now or holder_is_dead(chunk.worker)
-        if stale and Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker).update(
-            status=Chunk.Status.QUEUED, deadline=None
-        ):
+        if stale and state.free_stale_chunk(chunk):
             chunk.status = Chunk.Status.QUEUED
             freed.append(chunk)
     return freed
 
 
-def _resend(job: EvaluationJob, chunks: list[Chunk], *, finalize: bool, dispatch: bool) -> list[int]:
+def _resend(job: EvaluationJob, chunks: list[Chunk], *, finalize: bool, send: bool) -> list[int]:
     """Send generate chunks, and score chunks whose generation is done (the others are sent
     by their generate chunk); finalize when every chunk is done."""
     generated = set(
@@ -99,7 +87,7 @@ def _resend(job: EvaluationJob, chunks: list[Chunk], *, finalize: bool, dispatch
     )
     generate_ids = [c.pk for c in chunks if c.stage == Chunk.Stage.GENERATE]
     score_ids = [c.pk for c in chunks if c.stage == Chunk.Stage.SCORE and c.index in generated]
-    if dispatch:
+    if send:
         transaction.on_commit(lambda: send_generate(generate_ids))
         transaction.on_commit(lambda: send_score(score_ids))
         if finalize:
@@ -116,9 +104,8 @@ def run_job_inline(job: EvaluationJob, *, progress: ProgressCallback | None = No
     Returns the job as it ended: DONE, FAILED (job.error says why), CANCELLED, or still
     RUNNING if another process holds some of its chunks.
     """
+    state.queue_job(job.pk)  # a PENDING job (created with enqueue=False) starts here
     job.refresh_from_db()
-    if job.status == Status.PENDING:
-        EvaluationJob.objects.filter(pk=job.pk, status=Status.PENDING).update(status=Status.QUEUED)
     total = job.total_prompts
     done = {Chunk.Stage.GENERATE: job.generated_prompts, Chunk.Stage.SCORE: job.scored_prompts}
 
@@ -129,9 +116,9 @@ def run_job_inline(job: EvaluationJob, *, progress: ProgressCallback | None = No
         if progress:
             progress(done[stage], total, stage)
 
-    for stage, runner in ((Chunk.Stage.GENERATE, run_generate_chunk), (Chunk.Stage.SCORE, run_score_chunk)):
+    for stage in (Chunk.Stage.GENERATE, Chunk.Stage.SCORE):
         for chunk_id in job.chunks.filter(stage=stage).order_by("index").values_list("id", flat=True):
-            if not _run_with_retries(partial(runner, chunk_id, dispatch=False, on_batch=on_batch)):
+            if not _run_with_retries(partial(run_chunk, chunk_id, on_batch=on_batch)):
                 job.refresh_from_db()
                 if job.is_terminal:
                     return job

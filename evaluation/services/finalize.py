@@ -4,15 +4,13 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
-from django.utils import timezone
 
 from evaluation.models import EvaluationJob, Generation, JobMetric, JobPrompt, Score
-from evaluation.services.claims import describe_failure, fail_job
+from evaluation.services import state
+from evaluation.services.claims import describe_failure
 from evaluation.services.dispatch import all_scored
 
 logger = logging.getLogger(__name__)
-
-Status = EvaluationJob.Status
 
 
 def finalize_job(job_id: int) -> bool:
@@ -24,7 +22,7 @@ def finalize_job(job_id: int) -> bool:
     if not all_scored(job_id):
         return False
     # Visible on the job page while the metrics are computed.
-    EvaluationJob.objects.filter(pk=job_id, status__in=EvaluationJob.ACTIVE).update(status=Status.FINALIZING)
+    state.begin_finalizing(job_id)
     try:
         with transaction.atomic():
             job = EvaluationJob.objects.select_for_update().filter(pk=job_id).first()
@@ -33,26 +31,21 @@ def finalize_job(job_id: int) -> bool:
             rows = job_metric_rows(job)
             JobMetric.objects.filter(job=job).delete()
             JobMetric.objects.bulk_create(rows)
-            job.status = Status.DONE
-            job.finished_at = timezone.now()
-            job.generated_prompts = job.scored_prompts = job.total_prompts
-            job.save(update_fields=["status", "finished_at", "generated_prompts", "scored_prompts"])
-        return True
+            return state.finish_job(job)
     except Exception as error:  # noqa: BLE001 - the user must see why the job did not finish
         logger.exception("finalize of job %s failed", job_id)
-        fail_job(job_id, f"Computing the metrics failed: {describe_failure(error)}")
+        state.fail_job(job_id, f"Computing the metrics failed: {describe_failure(error)}")
         return False
-
-
-PERPLEXITY_CATEGORY = "perplexity"
 
 
 def job_metric_rows(job: EvaluationJob) -> list[JobMetric]:
     """Every JobMetric of a job, named as evaluation.metrics names them: per (language,
     subset) Dist-1/2/3 of the texts (scorer and category empty), and per (scorer, category)
-    emt, emt_std, tp, avg, invalid_rate, or for perplexity ppl and invalid_rate. EMT and TP
-    come in every variant (k subsamples x threshold rules); pages pick the job's own."""
+    what the scorer's declared measure calls for (harm: emt, emt_std, tp, avg, invalid_rate;
+    quality, e.g. perplexity: its mean and invalid_rate). EMT and TP come in every variant (k
+    subsamples x threshold rules); pages pick the job's own by the rows' k and rule."""
     from evaluation import metrics
+    from evaluation.scorers.measures import measure_of
 
     prompt_info = {
         prompt_id: (language, is_toxic)
@@ -76,12 +69,12 @@ def job_metric_rows(job: EvaluationJob) -> list[JobMetric]:
     ci = metrics.CIOptions(seed=job.seed)
     rows: list[JobMetric] = []
 
-    def add(language: str, scorer: str, category: str, subset: str, computed) -> None:
+    def add(language: str, scorer: str, category: str, subset: str, computed, measure: str = "") -> None:
         for row in computed:
             rows.append(JobMetric(
                 job=job, language_id=language, scorer=scorer, category=category, subset=subset,
-                metric=row.metric, variant=row.variant,
-                value=row.value, n=row.n, ci_low=row.ci_low, ci_high=row.ci_high,
+                metric=row.metric, variant=row.variant, k=row.k, rule=row.rule, threshold=row.threshold,
+                measure=measure, value=row.value, n=row.n, ci_low=row.ci_low, ci_high=row.ci_high,
             ))
 
     subsets = {
@@ -96,10 +89,8 @@ def job_metric_rows(job: EvaluationJob) -> list[JobMetric]:
                 [texts[pid] for pid in ids], language=language, k=job.k, ci=ci))
             for (scorer, category), per_prompt in sorted(values.items()):
                 by_prompt = [per_prompt.get(pid, [None] * job.k) for pid in ids]
-                if category == PERPLEXITY_CATEGORY:
-                    computed = metrics.perplexity_metrics(by_prompt, k=job.k, ci=ci)
-                else:
-                    # Every k (the job's, then 25/10/5/1 below it) and both threshold rules.
-                    computed = metrics.harm_metrics(by_prompt, threshold=job.toxic_threshold, ci=ci)
-                add(language, scorer, category, subset, computed)
+                measure = measure_of(job, scorer, category)
+                # Harm: every k (the job's, then 25/10/5/1 below it) and both threshold rules.
+                computed = metrics.slice_metrics(measure, by_prompt, k=job.k, threshold=job.toxic_threshold, ci=ci)
+                add(language, scorer, category, subset, computed, measure.kind)
     return rows

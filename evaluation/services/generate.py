@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 
 from django.db import transaction
 from django.db.models import Count, F
@@ -12,8 +11,8 @@ from django.db.models.functions import Least
 from evaluation import worker_cache
 from evaluation.generators.base import GenerationParams, PromptInput
 from evaluation.models import Chunk, EvaluationJob, Generation, JobPrompt
-from evaluation.services.claims import claim_chunk, complete_chunk, run_claimed, still_holding
-from evaluation.services.dispatch import queue_score_of, redelivered
+from evaluation.services.claims import still_holding
+from evaluation.services.stages import OnBatch, Stage, register
 from toxplatform.errors import ApplicationError
 
 
@@ -40,19 +39,12 @@ def finite_or_none(value):
     return value if value is None or math.isfinite(value) else None
 
 
-OnBatch = Callable[[str, int], None]  # (stage, prompts finished in this batch)
+@register
+class GenerateStage(Stage):
+    name = Chunk.Stage.GENERATE
 
-
-def run_generate_chunk(chunk_id: int, *, dispatch: bool = True, on_batch: OnBatch | None = None) -> bool:
-    """Claim and generate one chunk, then (dispatch=True) queue its scoring. True when it is DONE."""
-    chunk = claim_chunk(chunk_id)
-    if chunk is None:
-        redelivered(chunk_id, dispatch)
-        return Chunk.objects.filter(pk=chunk_id, status=Chunk.Status.DONE).exists()
-    completed = run_claimed(chunk, lambda: generate_chunk(chunk, on_batch=on_batch)) and complete_chunk(chunk)
-    if completed and dispatch:
-        queue_score_of(chunk)
-    return completed
+    def work(self, chunk: Chunk, on_batch: OnBatch | None) -> None:
+        generate_samples(chunk, on_batch=on_batch)
 
 
 def generation_params(job: EvaluationJob) -> GenerationParams:
@@ -62,7 +54,7 @@ def generation_params(job: EvaluationJob) -> GenerationParams:
     )
 
 
-def generate_chunk(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
+def generate_samples(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
     """Generate the missing samples of a claimed chunk, one batch of prompts at a time.
 
     Each batch is inserted (ignore_conflicts) together with the progress counter in one

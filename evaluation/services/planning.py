@@ -6,12 +6,12 @@ import hashlib
 from django.db import transaction
 from django.db.models import F
 
+from evaluation.job_parameters import max_job_work
 from evaluation.models import Chunk, EvaluationJob, JobPrompt
+from evaluation.services import state
 from evaluation.services.dispatch import send_generate
 from toxplatform.corpus.models import Prompt
 from toxplatform.errors import ApplicationError
-
-Status = EvaluationJob.Status
 
 
 def select_prompts(job: EvaluationJob) -> dict[str, list[int]]:
@@ -55,6 +55,7 @@ def plan_job(job: EvaluationJob) -> None:
         )
 
     ordered = [prompt_id for language in sorted(selected) for prompt_id in selected[language]]
+    _check_size(job, len(ordered))
     JobPrompt.objects.bulk_create(
         (JobPrompt(job=job, prompt_id=prompt_id, chunk_index=position // job.chunk_size)
          for position, prompt_id in enumerate(ordered)),
@@ -69,9 +70,19 @@ def plan_job(job: EvaluationJob) -> None:
     job.save(update_fields=["total_prompts"])
 
 
+def _check_size(job: EvaluationJob, prompts: int) -> None:
+    """A job's total work is bounded (settings.JOB_MAX_WORK), whatever each parameter allows."""
+    work, limit = prompts * job.k * job.max_new_tokens, max_job_work()
+    if work > limit:
+        raise ApplicationError("Invalid evaluation job", {"size": (
+            f"{prompts:,} prompts x k={job.k} x {job.max_new_tokens} new tokens = {work:,} tokens, more than "
+            f"the {limit:,} one job may generate here: choose fewer prompts or languages, a smaller k, or fewer tokens"
+        )})
+
+
 def enqueue_job(job: EvaluationJob) -> None:
     """Mark the job QUEUED and, once the transaction commits, queue its generate chunks."""
-    EvaluationJob.objects.filter(pk=job.pk, status=Status.PENDING).update(status=Status.QUEUED)
+    state.queue_job(job.pk)
     job.refresh_from_db(fields=["status"])
     chunk_ids = list(job.chunks.filter(stage=Chunk.Stage.GENERATE).values_list("id", flat=True))
     transaction.on_commit(lambda: send_generate(chunk_ids))

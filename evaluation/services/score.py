@@ -1,44 +1,42 @@
 """The score stage: one Score per (generation, scorer, category) of a chunk."""
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import Count, F
 from django.db.models.functions import Least
 
 from evaluation import worker_cache
 from evaluation.models import Chunk, Generation, JobPrompt, Score, scorer_key
 from evaluation.scorers.base import ScoreResult, ScoringInput
-from evaluation.services.claims import claim_chunk, complete_chunk, run_claimed, still_holding
-from evaluation.services.dispatch import all_scored, redelivered, send_finalize
-from evaluation.services.generate import OnBatch, finite_or_none, storable_json
+from evaluation.services.claims import still_holding
+from evaluation.services.generate import finite_or_none, storable_json
+from evaluation.services.stages import OnBatch, Stage, register
 from toxplatform.errors import ApplicationError
 
 # Generations sent to a scorer at once; scorers batch internally (hf_classifier, perplexity).
 SCORE_BATCH = 128
 
 
-def run_score_chunk(chunk_id: int, *, dispatch: bool = True, on_batch: OnBatch | None = None) -> bool:
-    """Claim and score one chunk; the last score chunk to finish queues finalize. True when DONE."""
-    row = Chunk.objects.filter(pk=chunk_id, stage=Chunk.Stage.SCORE).values("job_id", "index").first()
-    if row is None or not Chunk.objects.filter(
-        job_id=row["job_id"], stage=Chunk.Stage.GENERATE, index=row["index"], status=Chunk.Status.DONE
-    ).exists():
-        return False  # not generated yet: its generate chunk queues it when done
-    chunk = claim_chunk(chunk_id)
-    if chunk is None:
-        redelivered(chunk_id, dispatch)
-        return Chunk.objects.filter(pk=chunk_id, status=Chunk.Status.DONE).exists()
-    prompt_count = JobPrompt.objects.filter(job_id=chunk.job_id, chunk_index=chunk.index).count()
-    counters = {"scored_prompts": Least(F("scored_prompts") + prompt_count, F("total_prompts"))}
-    completed = run_claimed(chunk, lambda: score_chunk(chunk, on_batch=on_batch)) and complete_chunk(
-        chunk, **counters
-    )
-    if completed and dispatch and all_scored(chunk.job_id):
-        transaction.on_commit(lambda: send_finalize(chunk.job_id))
-    return completed
+@register
+class ScoreStage(Stage):
+    name = Chunk.Stage.SCORE
+
+    def ready(self, chunk_id: int) -> bool:
+        # Not generated yet: its generate chunk queues it when done.
+        row = Chunk.objects.filter(pk=chunk_id).values("job_id", "index").first()
+        return row is not None and Chunk.objects.filter(
+            job_id=row["job_id"], stage=Chunk.Stage.GENERATE, index=row["index"], status=Chunk.Status.DONE
+        ).exists()
+
+    def work(self, chunk: Chunk, on_batch: OnBatch | None) -> None:
+        score_generations(chunk, on_batch=on_batch)
+
+    def counters(self, chunk: Chunk) -> dict:
+        prompt_count = JobPrompt.objects.filter(job_id=chunk.job_id, chunk_index=chunk.index).count()
+        # Least: a taken-over chunk finishing twice must not push progress past the total.
+        return {"scored_prompts": Least(F("scored_prompts") + prompt_count, F("total_prompts"))}
 
 
-def score_chunk(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
+def score_generations(chunk: Chunk, *, on_batch: OnBatch | None = None) -> None:
     """Score the chunk's generations that lack a Score for some (scorer, category)."""
     job = chunk.job
     generations = list(

@@ -4,7 +4,8 @@ import json
 from django import template
 
 from evaluation import charts
-from evaluation.leaderboards import variant_label as _variant_label
+from evaluation.metric_columns import variant_label as _variant_label
+from evaluation.scorers.measures import measure_of
 
 register = template.Library()
 
@@ -39,3 +40,10 @@ def sort_value(value) -> str:
 def pretty_json(value) -> str:
     """Parameters as indented JSON text (autoescaped by the template like any text)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
+@register.simple_tag
+def score_badge(score, job) -> str:
+    """A score's badge level (high / low / none) as its scorer declared the measure: harm
+    values against the job's threshold (ratings rescaled); quality measures get none."""
+    return measure_of(job, score.scorer, score.category).badge(score.value, job.toxic_threshold)

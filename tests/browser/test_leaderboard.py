@@ -203,7 +203,7 @@ def test_researcher_queues_a_job_from_the_form(page, tmp_path, purge_broker):
     page.screenshot(path="/tmp/h7_job_form.png", full_page=True)
     page.get_by_role("button", name="Queue job").click()
     assert page.locator(".errorbox", has_text="The job was not created.").count() == 1
-    assert page.locator(".field-k .errorlist").inner_text() == "Ensure this value is greater than or equal to 1."
+    assert page.locator(".field-k .errorlist").inner_text() == "must be 1 to 1000 (got 0)"
     assert "Not valid JSON" in page.locator(".field-method_params .errorlist").inner_text()
     assert EvaluationJob.objects.count() == 0
     page.screenshot(path="/tmp/h7_job_form_errors.png", full_page=True)

@@ -3,6 +3,7 @@ users with roles, DONE jobs and JobMetric rows written by hand (so every expecte
 a test is known exactly)."""
 from datetime import datetime, timedelta, timezone
 
+from evaluation.metrics import variant_text
 from evaluation.models import EvaluationJob, Generation, JobMetric, ModelSpec, Score
 from toxplatform.accounts.models import Role
 from toxplatform.accounts.services import create_user_with_role
@@ -53,14 +54,16 @@ PPL_SCORER = "perplexity:big-lm"
 
 
 def add_metric(job, language, metric, value, *, scorer="lexicon", category="toxicity", subset="all",
-               variant=None, n=100, ci=None) -> JobMetric:
-    """A JobMetric with metrics.py's names and variants; the CI defaults to value ± 0.05."""
-    if variant is None:
-        variant = f"k={job.k}, {job.threshold_rule}0.5" if metric == "tp" else f"k={job.k}"
+               k=None, rule=None, extra=(), measure=None, n=100, ci=None) -> JobMetric:
+    """A JobMetric with metrics.py's names and variants (k: the job's unless given; TP: the
+    job's rule at 0.5 unless given); the CI defaults to value ± 0.05."""
+    k = job.k if k is None else k
+    rule, threshold = ((rule or job.threshold_rule), 0.5) if metric == "tp" else ("", None)
     low, high = ci if ci is not None else ((value - 0.05, value + 0.05) if value is not None else (None, None))
     return JobMetric.objects.create(
         job=job, language_id=language, category=category, scorer=scorer, metric=metric, subset=subset,
-        variant=variant, value=value, n=n, ci_low=low, ci_high=high,
+        variant=variant_text(k, rule, threshold, *extra), k=k, rule=rule, threshold=threshold,
+        measure=(measure or ("quality" if metric == "ppl" else "probability")) if scorer else "", value=value, n=n, ci_low=low, ci_high=high,
     )
 
 
@@ -72,10 +75,10 @@ def add_toxicity(job, language, *, emt, tp, avg, std=0.1, **options) -> None:
 
 
 def add_quality(job, language, *, ppl, dists=(0.9, 0.8, 0.7), subset="all") -> None:
-    add_metric(job, language, "ppl", ppl, scorer=PPL_SCORER, category="perplexity", subset=subset, ci=(ppl - 1, ppl + 1))
+    add_metric(job, language, "ppl", ppl, scorer=PPL_SCORER, category="perplexity", subset=subset,
+               ci=(ppl - 1, ppl + 1))
     for n, value in enumerate(dists, start=1):
-        add_metric(job, language, f"dist-{n}", value, scorer="", category="", subset=subset,
-                   variant=f"k={job.k}, words")
+        add_metric(job, language, f"dist-{n}", value, scorer="", category="", subset=subset, extra=("words",))
 
 
 def add_generation(job, prompt, text, *, score=None, sample_index=0) -> Generation:

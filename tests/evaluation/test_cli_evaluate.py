@@ -76,7 +76,7 @@ def test_reuse_shows_the_finished_job_instead_of_running_again(tiny_llama):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--k", "0"], "k=must be a whole number of at least 1"),
+        (["--k", "0"], "k=must be 1 to 1000"),
         (["--languages", "xx"], "unknown language code 'xx'"),
         (["--scorer", "nope"], "nope"),
         (["--scorer", "perplexity:{not json"], "parameters are not valid JSON"),

@@ -112,7 +112,7 @@ def test_samples_are_read_in_batches_not_one_query_per_sample(researcher_client,
 
 
 def test_metrics_csv_has_every_row_and_variant(researcher_client, job):
-    add_metric(job, "en", "tp", 0.25, variant="k=1, >=0.5", ci=(0.1, 0.4))
+    add_metric(job, "en", "tp", 0.25, k=1, rule=">=", ci=(0.1, 0.4))
     add_metric(job, "en", "avg", None, subset="toxic", ci=(None, None))
     response = researcher_client.get(reverse("evaluation:job-metrics-download", args=[job.pk]))
     assert response.status_code == 200

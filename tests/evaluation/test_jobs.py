@@ -15,18 +15,32 @@ import pytest
 from django.db.models import Count
 from django.utils import timezone
 
-from evaluation import selectors, services
-from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, JobPrompt, ModelSpec, Score
-from evaluation import worker_cache
+from evaluation import selectors, services, worker_cache
 from evaluation.detox import registry as detox_registry
 from evaluation.detox.base import DetoxMethod, fingerprint_json
-from evaluation.models import DetoxArtifact
+from evaluation.models import (
+    Chunk,
+    DetoxArtifact,
+    EvaluationJob,
+    Generation,
+    JobMetric,
+    JobPrompt,
+    ModelSpec,
+    Score,
+)
 from evaluation.scorers import registry as scorer_registry
 from evaluation.scorers.base import Scorer, ScoreResult
+from evaluation.services.claims import max_chunk_attempts
 from tests.tiny_models import build_tiny_causal_lm
-from tests.worker_utils import closed_port, flush_broker, make_dataset, model_spec_for, queue_lengths
+from tests.worker_utils import (
+    closed_port,
+    flush_broker,
+    make_dataset,
+    model_spec_for,
+    queue_lengths,
+)
 from toxplatform.corpus.models import Prompt
-from toxplatform.errors import ApplicationError
+from toxplatform.errors import ApplicationError, TransientError
 
 pytestmark = pytest.mark.django_db
 
@@ -144,12 +158,14 @@ def test_split_and_category_filters_select_matching_prompts(spec, dataset, tiny_
 
 BAD_PARAMETERS = [
     ({"model": "/nonexistent/model/dir"}, "model", "not an existing path"),
-    ({"k": 0}, "k", "at least 1"),
-    ({"k": -2}, "k", "at least 1"),
-    ({"max_new_tokens": 0}, "max_new_tokens", "at least 1"),
+    ({"k": 0}, "k", "must be 1 to 1000 (got 0)"),
+    ({"k": -2}, "k", "must be 1 to 1000 (got -2)"),
+    ({"k": 2**31 - 1}, "k", "must be 1 to 1000"),
+    ({"max_new_tokens": 0}, "max_new_tokens", "must be 1 to 4096"),
+    ({"max_new_tokens": 2**31 - 1}, "max_new_tokens", "must be 1 to 4096"),
     ({"top_p": 1.5}, "top_p", "(0, 1]"),
     ({"top_p": 0}, "top_p", "(0, 1]"),
-    ({"temperature": -1}, "temperature", "greater than 0"),
+    ({"temperature": -1}, "temperature", "must be in [0, 10] (got -1.0)"),
     ({"temperature": 0}, "temperature", "identical samples"),
     ({"languages": ["en", "xx"]}, "languages", "unknown language code 'xx'"),
     ({"languages": ["fr"]}, "languages", "has no prompts in 'fr'"),
@@ -159,17 +175,18 @@ BAD_PARAMETERS = [
      "scorers", "does not exist"),
     ({"scorers": [{"name": "lexicon", "params": {"colour": "red"}}]}, "scorers", "colour"),
     ({"scorers": []}, "scorers", "at least one scorer"),
-    ({"scorers": "lexicon"}, "scorers", "at least one scorer"),
+    ({"scorers": "lexicon"}, "scorers", "must be a list (got 'lexicon')"),
     ({"scorers": ["lexicon", {"name": "lexicon", "params": {"saturation": 1}}]}, "scorers",
      "'lexicon' is listed twice (give one of them its own 'key')"),
     ({"scorers": [{"name": "lexicon", "key": "<b>x</b>"}]}, "scorers", "key of scorer 'lexicon' must be"),
     ({"method": "magic"}, "method", "unknown detox method 'magic'"),
     ({"method": "none", "method_params": {"alpha": 2}}, "method_params", "alpha"),
     ({"dataset": "no-such-dataset"}, "dataset", "no dataset 'no-such-dataset'"),
-    ({"prompt_split": "spicy"}, "prompt_split", "unknown split"),
+    ({"prompt_split": "spicy"}, "prompt_split", "must be one of all, toxic, nontoxic (got 'spicy')"),
     ({"threshold_rule": "=>"}, "threshold_rule", ">="),
-    ({"chunk_size": 0}, "chunk_size", "at least 1"),
-    ({"seed": 2**40}, "seed", "32 bits"),
+    ({"chunk_size": 0}, "chunk_size", "must be 1 to 10,000"),
+    ({"seed": 2**40}, "seed", "must be -2,147,483,648 to 2,147,483,647"),
+    ({"name": "job\u202ename"}, "name", "control or format characters (U+202E)"),
     # No gold label of this category in the dataset: an empty selection is refused too.
     ({"categories": ["insult"]}, "prompts", "no prompt in 'en', 'de' matches the split and harm categories"),
 ]
@@ -299,8 +316,7 @@ def test_a_chunk_run_twice_changes_nothing(spec, dataset, tiny_llama):
     chunks = list(job.chunks.values_list("id", "status", "attempts", "finished_at"))
 
     for chunk in job.chunks.all():
-        runner = services.run_generate_chunk if chunk.stage == "generate" else services.run_score_chunk
-        assert runner(chunk.id, dispatch=False) is True  # already done: reported done, nothing run
+        assert services.run_chunk(chunk.id) is True  # already done: reported done, nothing run
     assert services.finalize_job(job.id) is False
 
     assert list(Generation.objects.filter(job=job).order_by("id").values_list("id", "prompt", "text")) == generations
@@ -325,7 +341,7 @@ def test_cancel_stops_between_batches_and_resume_completes_with_exactly_k(spec, 
     with pytest.raises(ApplicationError):
         services.cancel_job(job)  # already finished
 
-    services.resume_job(job, dispatch=False)
+    services.resume_job(job, send=False)
     job.refresh_from_db()
     assert job.status == EvaluationJob.Status.QUEUED and not job.cancel_requested
     job = services.run_job_inline(job)
@@ -402,7 +418,7 @@ def test_a_chunk_out_of_attempts_fails_the_job_with_a_readable_error(spec, datas
     services.enqueue_job(job)
     chunk = first_generate_chunk(job)
     Chunk.objects.filter(pk=chunk.id).update(
-        status="running", attempts=services.max_chunk_attempts(), deadline=timezone.now() - timedelta(seconds=1)
+        status="running", attempts=max_chunk_attempts(), deadline=timezone.now() - timedelta(seconds=1)
     )
     assert services.claim_chunk(chunk.id) is None
     job.refresh_from_db()
@@ -410,7 +426,7 @@ def test_a_chunk_out_of_attempts_fails_the_job_with_a_readable_error(spec, datas
     assert chunk.status == "failed"
     assert job.status == EvaluationJob.Status.FAILED
     assert "generate chunk 0 was given up after 3 attempts" in job.error
-    assert services.run_generate_chunk(job.chunks.get(stage="generate", index=1).id, dispatch=False) is False
+    assert services.run_chunk(job.chunks.get(stage="generate", index=1).id) is False
     assert not Generation.objects.filter(job=job).exists()  # a failed job runs nothing more
 
 
@@ -500,7 +516,7 @@ class FlakyScorer(Scorer):
     def score(self, items):
         if FlakyScorer.failures_left:
             FlakyScorer.failures_left -= 1
-            raise services.TransientError("HTTP 503 from the scoring API")
+            raise TransientError("HTTP 503 from the scoring API")
         return [{"toxicity": ScoreResult(0.25, {"ok": True})} for _ in items]
 
 

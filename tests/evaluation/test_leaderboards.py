@@ -115,10 +115,10 @@ def test_scorer_category_and_subset_filters(board):
 def test_a_chosen_k_and_rule_pick_that_variant(board):
     """finalize stores every variant (k = 25, 10, 5, 1 x both rules); a table shows one per metric."""
     beta = board["beta_none"]  # its own rule is ">"
-    add_metric(beta, "en", "tp", 0.55, variant="k=25, >=0.5")
-    add_metric(beta, "en", "emt", 0.33, variant="k=10")
-    add_metric(beta, "en", "emt_std", 0.09, variant="k=10", ci=(None, None))
-    add_metric(beta, "en", "tp", 0.35, variant="k=10, >0.5")
+    add_metric(beta, "en", "tp", 0.55, k=25, rule=">=")
+    add_metric(beta, "en", "emt", 0.33, k=10)
+    add_metric(beta, "en", "emt_std", 0.09, k=10, ci=(None, None))
+    add_metric(beta, "en", "tp", 0.35, k=10, rule=">")
 
     def beta_cells(**choice):
         table = leaderboards.language_leaderboard(language=english(), selection=selection(board, **choice))
@@ -135,12 +135,12 @@ def test_a_chosen_k_and_rule_pick_that_variant(board):
 
 
 def test_variant_matching():
-    assert variant_matches("k=25, >=0.5", k=25, rule=">=")
-    assert not variant_matches("k=25, >=0.5", k=25, rule=">")
-    assert not variant_matches("k=25, >0.5", k=25, rule=">=")
-    assert not variant_matches("k=10", k=25, rule=">=")
-    assert variant_matches("k=5, words", k=5, rule=">")
-    assert variant_matches("", k=25, rule=">=")  # an unnamed variant matches any
+    assert variant_matches({"k": 25, "rule": ">="}, k=25, rule=">=")
+    assert not variant_matches({"k": 25, "rule": ">="}, k=25, rule=">")
+    assert not variant_matches({"k": 25, "rule": ">"}, k=25, rule=">=")
+    assert not variant_matches({"k": 10, "rule": ""}, k=25, rule=">=")
+    assert variant_matches({"k": 5, "rule": ""}, k=5, rule=">")  # Dist-n: no rule
+    assert variant_matches({"k": None, "rule": ""}, k=25, rule=">=")  # a row with neither matches any
 
 
 def test_resolve_selection_defaults_and_errors(board):

@@ -12,7 +12,14 @@ import time
 import pytest
 
 from evaluation import services, tasks
-from evaluation.models import Chunk, EvaluationJob, Generation, JobMetric, ModelSpec, Score
+from evaluation.models import (
+    Chunk,
+    EvaluationJob,
+    Generation,
+    JobMetric,
+    ModelSpec,
+    Score,
+)
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import (
     JOB_TIMEOUT,
@@ -87,7 +94,7 @@ def test_duplicate_deliveries_change_nothing(tiny_llama, worker):
     job = create_test_job(tiny_llama)
     generate_ids = list(job.chunks.filter(stage="generate").values_list("id", flat=True))
     for chunk_id in generate_ids:  # every chunk is delivered twice from the start
-        tasks.generate_chunk.apply_async((chunk_id,), queue=queues.GENERATE)
+        tasks.generate_chunk_task.apply_async((chunk_id,), queue=queues.GENERATE)
     job = wait_until_finished(job, worker)
     assert job.status == EvaluationJob.Status.DONE, job.error
     assert_complete(job)
@@ -103,10 +110,10 @@ def test_duplicate_deliveries_change_nothing(tiny_llama, worker):
     before = worker.log().count(" succeeded in ")
     for chunk in job.chunks.all():
         if chunk.stage == "generate":
-            tasks.generate_chunk.apply_async((chunk.id,), queue=queues.GENERATE)
+            tasks.generate_chunk_task.apply_async((chunk.id,), queue=queues.GENERATE)
         else:
-            tasks.score_chunk.apply_async((chunk.id,), queue=queues.SCORE)
-    tasks.finalize_job.apply_async((job.id,), queue=queues.SCORE)
+            tasks.score_chunk_task.apply_async((chunk.id,), queue=queues.SCORE)
+    tasks.finalize_job_task.apply_async((job.id,), queue=queues.SCORE)
     sent = job.chunks.count() + 1
     wait_for(lambda: worker.log().count(" succeeded in ") >= before + sent, timeout=60, worker=worker,
              message="the repeated deliveries to be processed")

@@ -53,7 +53,7 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_job_ends_with_nothing_dou
         # The killed chunk's message stays unacked in Redis until its visibility timeout.
         # Beat's periodic task, sent through the broker as beat sends it, finds the claim
         # whose process is gone from this host, frees it and re-sends the chunk.
-        tasks.resume_stale_jobs.apply_async(queue=queues.DEFAULT)
+        tasks.resume_stale_jobs_task.apply_async(queue=queues.DEFAULT)
         job = wait_until_finished(job, second)
 
     assert job.status == EvaluationJob.Status.DONE, job.error
@@ -73,7 +73,7 @@ def test_a_chunk_past_its_soft_time_limit_fails_the_job_with_a_readable_error(ti
     with CeleryWorker(log_path=tmp_path / "worker.log") as worker:
         # A per-call limit of 1 s, far below what loading the model and generating
         # 16 prompts x 8 samples x 64 tokens takes.
-        tasks.generate_chunk.apply_async((chunk.id,), queue=queues.GENERATE, soft_time_limit=1, time_limit=60)
+        tasks.generate_chunk_task.apply_async((chunk.id,), queue=queues.GENERATE, soft_time_limit=1, time_limit=60)
         job = wait_until_finished(job, worker)
         assert "SoftTimeLimitExceeded" in worker.log() or "soft time limit" in worker.log().lower()
 

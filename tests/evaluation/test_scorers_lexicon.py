@@ -1,8 +1,7 @@
 """Lexicon scorer on the real glin-profanity term lists."""
 import pytest
 
-from evaluation.scorers import ScoringInput, registry
-from evaluation.scorers import lexicon
+from evaluation.scorers import ScoringInput, lexicon, registry
 from toxplatform.errors import ApplicationError
 
 

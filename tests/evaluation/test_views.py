@@ -81,14 +81,14 @@ def test_form_offers_registries_and_the_datasets_languages(researcher_client, da
 @pytest.mark.parametrize(
     "overrides, field, message",
     [
-        ({"k": "0"}, "k", "greater than or equal to 1"),
+        ({"k": "0"}, "k", "must be 1 to 1000 (got 0)"),
         ({"k": "many"}, "k", "whole number"),
         ({"languages": ["xx"]}, "languages", "xx is not one of the available choices"),
         ({"method_params": "{alpha: 1"}, "method_params", "Not valid JSON"),
         ({"method_params": "[1, 2]"}, "method_params", "must be a JSON object"),
         ({"scorer_params": '{"judge": {}}'}, "scorer_params", "not a selected scorer"),
-        ({"top_p": "1.5"}, "top_p", "at most 1"),
-        ({"temperature": "-0.5"}, "temperature", "greater than 0"),
+        ({"top_p": "1.5"}, "top_p", "must be in (0, 1] (got 1.5)"),
+        ({"temperature": "-0.5"}, "temperature", "must be in [0, 10] (got -0.5)"),
         ({"temperature": "0"}, "temperature", "identical samples"),  # greedy needs k = 1
         ({"model_path": ""}, "model_path", "Choose a registered model"),
     ],
@@ -125,7 +125,7 @@ def test_create_job_errors_land_on_the_form(researcher_client, dataset, tmp_path
     assert response.status_code == 400
     errors = response.context["form"].errors
     assert "not an existing path" in errors["model_path"][0]
-    assert "unknown parameter 'alpha'" in errors["method_params"][0]
+    assert "alpha is not a known parameter" in errors["method_params"][0]
     assert EvaluationJob.objects.count() == 0
     assert ModelSpec.objects.count() == 0
 

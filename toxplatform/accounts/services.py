@@ -57,10 +57,6 @@ def create_user_with_role(
     return user
 
 
-def assign_role(*, user, role: str) -> None:
-    user.groups.add(_role_group(role))
-
-
 def set_annotator_languages(*, user, codes: Iterable[str]) -> AnnotatorProfile:
     """Replace the languages an annotator reads; unknown codes are an error and change nothing."""
     codes = list(dict.fromkeys(codes))

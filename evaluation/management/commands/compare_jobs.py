@@ -6,11 +6,11 @@ permutation p-values.
 """
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from evaluation import comparison, selectors
 from evaluation.serializers import ComparisonSerializer
-from toxplatform.errors import ApplicationError
+from toxplatform.commands import ApplicationCommand
 
 
 def find_job(value: str):
@@ -32,7 +32,7 @@ def format_difference(row) -> str:
     return text + (" *" if row.significant else "")
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = "Compare two finished jobs on their shared prompts (A - B per language, paired CIs and p-values)."
 
     def add_arguments(self, parser):
@@ -46,11 +46,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         a, b = find_job(options["a"]), find_job(options["b"])
-        try:
-            result = comparison.compare_jobs(a, b, scorer=options["scorer"], category=options["category"],
-                                             k=options["k"], rule=options["rule"])
-        except ApplicationError as error:
-            raise CommandError(str(error)) from None
+        result = comparison.compare_jobs(a, b, scorer=options["scorer"], category=options["category"],
+                                         k=options["k"], rule=options["rule"])
         if options["json"]:
             self.stdout.write(json.dumps(ComparisonSerializer(result).data, indent=2, ensure_ascii=False))
             return

@@ -6,13 +6,15 @@
 import json
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from evaluation import selectors, services
-from evaluation.leaderboards import COLUMNS
+from evaluation.job_parameters import JOB_PARAMETERS
+from evaluation.metric_columns import COLUMNS
 from evaluation.results import job_results
-from toxplatform.errors import ApplicationError
+from toxplatform.commands import ApplicationCommand
+from toxplatform.param_fields import add_argument
 
 
 def parse_scorer(value: str) -> dict:
@@ -29,16 +31,15 @@ def parse_scorer(value: str) -> dict:
     return {"name": name, "params": parsed}
 
 
-def parse_json_object(option: str, value: str | None) -> dict:
-    if not value:
-        return {}
+def parse_method_param(value: str) -> tuple[str, object]:
+    """`key=value`: the value read as JSON when it is JSON (numbers, true, lists), else as text."""
+    key, sep, raw = value.partition("=")
+    if not sep or not key:
+        raise CommandError(f"--method-param {value!r}: give key=value")
     try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise CommandError(f"{option}: not valid JSON ({error})") from None
-    if not isinstance(parsed, dict):
-        raise CommandError(f"{option}: must be a JSON object")
-    return parsed
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
 
 
 def format_cell(cell) -> str:
@@ -50,33 +51,24 @@ def format_cell(cell) -> str:
     return text
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = "Evaluate a model (x detox method) on a dataset's prompts and print per-language metrics."
 
     def add_arguments(self, parser):
-        parser.add_argument("--model", required=True,
-                            help="a model spec name, a local model directory, a GGUF file, or a packaged "
-                                 "model name (gemma-3-270m, smollm2-135m-instruct)")
-        parser.add_argument("--method", default="none", help="detox method (default: none)")
-        parser.add_argument("--method-params", help="detox method parameters as a JSON object")
-        parser.add_argument("--dataset", default="rtp-lx", help="dataset slug (default: rtp-lx)")
-        parser.add_argument("--languages", nargs="+", default=[], help="language codes (default: all)")
-        parser.add_argument("--categories", nargs="+", default=[], help="harm category slugs (default: all)")
-        parser.add_argument("--split", default="all", choices=["all", "toxic", "nontoxic"],
-                            help="which prompts by their source toxicity")
-        parser.add_argument("--prompts-per-language", type=int, default=None)
-        parser.add_argument("--k", type=int, default=25, help="samples per prompt (default 25)")
-        parser.add_argument("--max-new-tokens", type=int, default=20)
-        parser.add_argument("--top-p", type=float, default=0.9)
-        parser.add_argument("--temperature", type=float, default=1.0)
-        parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--batch-size", type=int, default=16)
-        parser.add_argument("--chunk-size", type=int, default=32)
-        parser.add_argument("--threshold", type=float, default=0.5, help="toxic threshold for TP (default 0.5)")
-        parser.add_argument("--threshold-rule", default=">=", choices=[">=", ">"])
-        parser.add_argument("--scorer", action="append", default=[], dest="scorers",
-                            help='scorer name, or name:{"param": ...}; repeat for several (default: lexicon)')
-        parser.add_argument("--name", default="")
+        # Every job parameter as its schema declares it (type, help, bounds, default); the
+        # three below need a command-line shape of their own.
+        special = {"scorers", "method_params", "name"}
+        for param in JOB_PARAMETERS:
+            if param.name not in special:
+                add_argument(parser, param)
+        add_argument(parser, JOB_PARAMETERS["method_params"])
+        parser.add_argument("--method-param", action="append", default=[], dest="method_param_pairs",
+                            metavar="KEY=VALUE", help="one detox method parameter; repeat for several "
+                            "(added to --method-params)")
+        parser.add_argument("--scorer", action="append", default=None, dest="scorers",
+                            help='scorer name, or name:{"param": ...}; repeat for several '
+                                 f"(default: {', '.join(JOB_PARAMETERS['scorers'].default)})")
+        add_argument(parser, JOB_PARAMETERS["name"])
         parser.add_argument("--reuse", action="store_true",
                             help="show an earlier finished job with exactly these parameters instead of running again")
         parser.add_argument("--queue", action="store_true", help="queue the job for workers instead of running it here")
@@ -84,36 +76,21 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
-        scorers = [parse_scorer(value) for value in options["scorers"]] or [{"name": "lexicon", "params": {}}]
-        params = dict(
-            model=options["model"],
-            method=options["method"],
-            method_params=parse_json_object("--method-params", options["method_params"]),
-            dataset=options["dataset"],
-            languages=options["languages"],
-            categories=options["categories"],
-            prompt_split=options["split"],
-            prompts_per_language=options["prompts_per_language"],
-            k=options["k"],
-            max_new_tokens=options["max_new_tokens"],
-            top_p=options["top_p"],
-            temperature=options["temperature"],
-            seed=options["seed"],
-            scorers=scorers,
-            batch_size=options["batch_size"],
-            chunk_size=options["chunk_size"],
-            toxic_threshold=options["threshold"],
-            threshold_rule=options["threshold_rule"],
-        )
+        given = {param.name: options[param.name] for param in JOB_PARAMETERS if options.get(param.name) is not None}
+        if options["scorers"]:
+            given["scorers"] = [parse_scorer(value) for value in options["scorers"]]
+        if options["method_param_pairs"]:
+            given["method_params"] = {**given.get("method_params", {}),
+                                      **dict(parse_method_param(pair) for pair in options["method_param_pairs"])}
+        # The full parameter set, defaults filled in (an out-of-range value is left for
+        # create_job to report with every other problem).
+        params = {**JOB_PARAMETERS.defaults(), **given}
         earlier = selectors.finished_job_like(**params) if options["reuse"] else None
         if earlier is not None:
             self.stderr.write(f"Reusing finished job {earlier.pk} (same model, method, prompts and settings).")
             self.report(earlier, options)
             return
-        try:
-            job = services.create_job(**params, name=options["name"], enqueue=options["queue"])
-        except ApplicationError as error:
-            raise CommandError(str(error)) from None
+        job = services.create_job(**params, enqueue=options["queue"])
 
         if options["queue"]:
             self.stdout.write(f"Queued job {job.pk} ({job.total_prompts} prompts x k={job.k}).")

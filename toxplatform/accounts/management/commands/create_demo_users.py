@@ -1,15 +1,14 @@
 """Create (or reset) the three demo accounts and print their logins and API tokens."""
-from django.core.management.base import BaseCommand, CommandError
 
 from toxplatform.accounts import services
 from toxplatform.accounts.models import Role
+from toxplatform.commands import ApplicationCommand
 from toxplatform.corpus.selectors import known_language_codes
-from toxplatform.errors import ApplicationError
 
 DEMO_ANNOTATOR_LANGUAGES = ("en", "ar", "de", "hi")
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = "Create the demo users researcher, annotator and admin (safe to run again)."
 
     def add_arguments(self, parser):
@@ -25,13 +24,10 @@ class Command(BaseCommand):
             ("admin", {"superuser": True}),
         ]
         rows = []
-        try:
-            for username, extra in accounts:
-                user = services.create_user_with_role(username=username, password=password, **extra)
-                role = "superuser" if user.is_superuser else extra["role"]
-                rows.append((username, role, services.ensure_api_token(user=user).key))
-        except ApplicationError as exc:
-            raise CommandError(str(exc)) from exc
+        for username, extra in accounts:
+            user = services.create_user_with_role(username=username, password=password, **extra)
+            role = "superuser" if user.is_superuser else extra["role"]
+            rows.append((username, role, services.ensure_api_token(user=user).key))
 
         self.stdout.write(f"Demo users (password: {password}):")
         for username, role, token in rows:

@@ -2,13 +2,13 @@
 import sys
 from argparse import RawDescriptionHelpFormatter
 
-from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.core.management.base import CommandError, DjangoHelpFormatter
 from tqdm import tqdm
 
+from toxplatform.commands import ApplicationCommand
 from toxplatform.corpus.importers import IMPORTERS
 from toxplatform.corpus.importers.mapping import __doc__ as MAPPING_HELP
 from toxplatform.corpus.services import ImportReport, import_dataset
-from toxplatform.errors import ApplicationError
 
 STAGE_BARS = {
     "check": {"desc": "checking", "unit": "B", "unit_scale": True, "unit_divisor": 1024},
@@ -23,7 +23,7 @@ def split_pair(value: str, flag: str) -> tuple[str, str]:
     return key.strip(), rest.strip()
 
 
-class Command(BaseCommand):
+class Command(ApplicationCommand):
     help = (
         "Import a prompt dataset. Formats: "
         + "; ".join(f"{name}: {cls.summary}" for name, cls in IMPORTERS.items())
@@ -87,8 +87,6 @@ class Command(BaseCommand):
                 opts["format"], opts["path"], dataset_slug=opts["dataset_slug"],
                 languages=languages or None, options=options, progress=bars,
             )
-        except ApplicationError as exc:
-            raise CommandError(exc.message) from exc
         finally:
             bars.close()
         self._print_summary(report)
