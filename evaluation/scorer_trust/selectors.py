@@ -210,19 +210,22 @@ class Recommendation:
     message: str
 
 
-def _recommend(language: str, category: str, cells: list[Cell]) -> Recommendation:
+def _recommend(language: str, category: str, cells: list[Cell], ceiling: float | None = None) -> Recommendation:
     defined = [cell for cell in cells if cell.kappa is not None]
     if not defined:
         return Recommendation(language, category, None, False,
                               f"No scorer has a measured {category} agreement in this language.")
     best = max(defined, key=lambda cell: (cell.kappa, cell.n))
+    # Raters who barely agree with each other cap what any scorer can show against them.
+    capped = (f" The raters themselves agree only at {ceiling:.2f} here, and {best.scorer} reaches that."
+              if ceiling is not None and best.kappa >= ceiling else "")
     if best.kappa >= GOOD_KAPPA:
         return Recommendation(language, category, best, True,
-                              f"Use {best.scorer}: weighted kappa {best.kappa:.2f} ({best.band}) on {category}.")
+                              f"Use {best.scorer}: weighted kappa {best.kappa:.2f} ({best.band}) on {category}.{capped}")
     return Recommendation(
         language, category, best, False,
         f"No scorer agrees well with human raters on {category} here: the best, {best.scorer}, reaches "
-        f"weighted kappa {best.kappa:.2f} ({best.band}), below {GOOD_KAPPA:.2f}. Read its numbers with care.",
+        f"weighted kappa {best.kappa:.2f} ({best.band}), below {GOOD_KAPPA:.2f}. Read its numbers with care.{capped}",
     )
 
 
@@ -262,8 +265,9 @@ def language_board(code: str, dataset: str = DEFAULT_DATASET) -> LanguageBoard:
     for category in HarmCategory.objects.filter(slug__in={key[2] for key in cells}):
         in_category = sorted((cell for key, cell in cells.items() if key[2] == category.slug),
                              key=lambda cell: (cell.kappa is None, -(cell.kappa or 0), cell.scorer))
-        board.boards.append(CategoryBoard(category, in_category, _ceiling(in_category),
-                                          _recommend(code, category.slug, in_category)))
+        ceiling = _ceiling(in_category)
+        board.boards.append(CategoryBoard(category, in_category, ceiling,
+                                          _recommend(code, category.slug, in_category, ceiling)))
     return board
 
 
@@ -297,6 +301,7 @@ def overview(category: str = HEADLINE_CATEGORY, dataset: str = DEFAULT_DATASET) 
     rows = []
     for language in Language.objects.filter(code__in={cell.language for cell in chosen}):
         mine = [cell for cell in chosen if cell.language == language.code]
-        rows.append(OverviewRow(language, {cell.scorer: cell for cell in mine}, _ceiling(mine),
-                                _recommend(language.code, category, mine)))
+        ceiling = _ceiling(mine)
+        rows.append(OverviewRow(language, {cell.scorer: cell for cell in mine}, ceiling,
+                                _recommend(language.code, category, mine, ceiling)))
     return Overview(category, categories, scorers, rows, means)
