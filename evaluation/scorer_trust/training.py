@@ -68,6 +68,12 @@ def create_training_run(*, dataset: str = "rtp-lx", languages=(), categories=(),
     if not all(category.scale_max > category.scale_min for category in chosen_categories):
         raise ApplicationError("Every category needs an ordinal scale (scale max above scale min)")
     values = PARAMETERS.clean(params or {}, title="Invalid training parameters")
+    if values["head"] == "logistic":
+        import importlib.util
+
+        if importlib.util.find_spec("sklearn") is None:
+            raise ApplicationError("The logistic head needs scikit-learn, which is not installed",
+                                   {"install": "pip install 'scikit-learn>=1.5,<2'"})
     check_rule(aggregate_rule)
     location = encoders.check_location(encoder)
     name = (name or "").strip() or default_name(dataset_row.slug, chosen_languages, not languages)
