@@ -60,6 +60,8 @@ class TrainingRun(TrackedRun):
     how it did on held-out transcreation groups, and the artifact it wrote."""
 
     name = models.CharField(max_length=100, unique=True, help_text="the scorer's name in jobs: trained:<name>")
+    # What its scores and metrics are stored under (the scorers package makes it from the name).
+    scorer_key = models.CharField(max_length=100, blank=True)
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
     languages = models.JSONField(default=list, blank=True, help_text="language codes; empty = all")
     categories = models.JSONField(default=list, blank=True, help_text="harm category slugs; empty = all")
@@ -81,11 +83,7 @@ class TrainingRun(TrackedRun):
     def __str__(self) -> str:
         return self.scorer_key
 
-    @property
-    def scorer_key(self) -> str:
-        from evaluation.scorers.trained import key_for
 
-        return key_for(self.name)
 
     @property
     def results_all(self) -> list[dict]:

@@ -30,6 +30,7 @@ from evaluation.scorer_trust import agreement_table, dispatch, learning, runs
 from evaluation.scorer_trust.labels import DEFAULT_RULE, check_rule, load_gold_labels, resolve_selection
 from evaluation.scorer_trust.models import RunStatus, TrainingRun
 from evaluation.scorers import encoders
+from evaluation.scorers.trained import key_for
 from toxplatform.errors import ApplicationError
 from toxplatform.params import INT32_MAX, Param, ParamSchema
 
@@ -94,6 +95,7 @@ def create_training_run(*, dataset: str = "rtp-lx", languages=(), categories=(),
                 )
         run = TrainingRun.objects.create(
             name=name,
+            scorer_key=key_for(name),
             dataset=dataset_row,
             languages=chosen_languages if languages else [],
             categories=[category.slug for category in chosen_categories],
