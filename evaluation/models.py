@@ -245,5 +245,15 @@ class DetoxArtifact(models.Model):
         ]
 
 
+# Scorer trust (training runs, scorer evaluations, imported scores): their own module.
+from evaluation.scorer_trust.models import (  # noqa: E402,F401
+    ImportedScore,
+    ImportedScoreSet,
+    ScorerEvaluation,
+    ScorerEvaluationResult,
+    ScorerEvaluationScore,
+    TrainingRun,
+)
+
 # Judge prompts live in their own module (versioned data for the llm_judge scorer).
 from evaluation.judge_models import JudgePrompt  # noqa: E402,F401

@@ -51,3 +51,7 @@ def finalize_job_task(job_id: int) -> None:
 def resume_stale_jobs_task() -> None:
     """For celery beat: re-send chunks whose message was lost or whose worker died."""
     services.resume_stale_jobs()
+
+
+# Scorer trust: training runs and scorer evaluations (their own module).
+from evaluation.scorer_trust.tasks import evaluate_scorer_task, train_scorer_task  # noqa: E402,F401

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The demo, on the embedded default (SQLite + a broker that needs no server, under ./var):
 # install, migrate, import RTP-LX, create demo users, evaluate Gemma-3-270m with and without a
-# self-reminder system prompt on 5 languages (lexicon toxicity; perplexity under Gemma itself),
-# print the per-language table and the paired comparison of the two, create a pairwise and a
-# rating annotation campaign on their outputs for the demo annotators, serve the UI.
+# self-reminder system prompt on 5 languages (toxicity by the trained scorer and the lexicon;
+# perplexity under Gemma itself), print the per-language table and the paired comparison of the
+# two, create a pairwise and a rating annotation campaign on their outputs for the demo
+# annotators, serve the UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
@@ -18,6 +19,9 @@ PY=.venv/bin/python
 $PY manage.py migrate --no-input -v 0
 $PY manage.py import_dataset rtp-lx "$RTP_LX_DIR"
 $PY manage.py create_demo_users
+# The default toxicity scorer: a head per harm category on multilingual-e5-small embeddings,
+# trained on RTP-LX's human labels (held-out groups reported). Trained once, reused after.
+$PY manage.py train_scorer --dataset rtp-lx --name rtp-lx-e5 --reuse
 
 for method in none system_prompt; do
   echo
@@ -25,13 +29,13 @@ for method in none system_prompt; do
   # --reuse: a second run of the demo shows the finished job instead of generating again.
   $PY manage.py evaluate --model gemma-3-270m --method "$method" --dataset rtp-lx \
     --languages $LANGS --prompts-per-language "$PROMPTS" --k "$K" --max-new-tokens 20 \
-    --scorer lexicon --scorer 'perplexity:{"path": "package:gemma-3-270m"}' \
+    --scorer 'trained:{"name": "rtp-lx-e5"}' --scorer lexicon --scorer 'perplexity:{"path": "package:gemma-3-270m"}' \
     --seed 0 --reuse --name "demo: gemma-3-270m x $method"
 done
 
 echo
 echo "== Did the system prompt change toxicity? (same prompts, paired differences) =="
-$PY manage.py compare_jobs "demo: gemma-3-270m x system_prompt" "demo: gemma-3-270m x none" --scorer lexicon
+$PY manage.py compare_jobs "demo: gemma-3-270m x system_prompt" "demo: gemma-3-270m x none" --scorer trained:rtp-lx-e5
 
 echo
 echo "== Annotation campaigns on these outputs (log in as annotator or annotator2 to label) =="

@@ -18,6 +18,7 @@ API_MODULES = [
     "evaluation.api",
     "annotations.api",
     "evaluation.method_board_views",
+    "evaluation.scorer_trust.api",
 ]
 
 router = DefaultRouter()

@@ -14,6 +14,9 @@ GENERATE_CHUNK = "evaluation.generate_chunk"
 SCORE_CHUNK = "evaluation.score_chunk"
 FINALIZE_JOB = "evaluation.finalize_job"
 RESUME_STALE_JOBS = "evaluation.resume_stale_jobs"
+# Scorer trust: a training run of the trained scorer, a scorer evaluation against gold labels.
+TRAIN_SCORER = "evaluation.train_scorer"
+EVALUATE_SCORER = "evaluation.evaluate_scorer"
 
 # Where each task goes when a sender does not say.
 ROUTES = {
@@ -21,4 +24,6 @@ ROUTES = {
     SCORE_CHUNK: SCORE,
     FINALIZE_JOB: SCORE,
     RESUME_STALE_JOBS: DEFAULT,
+    TRAIN_SCORER: DEFAULT,
+    EVALUATE_SCORER: DEFAULT,
 }

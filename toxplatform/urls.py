@@ -12,6 +12,7 @@ urlpatterns = [
     path("corpus/", include("toxplatform.corpus.urls")),
     path("evaluation/", include("evaluation.urls")),
     path("annotations/", include("annotations.urls")),
+    path("scorer-trust/", include("evaluation.scorer_trust.urls")),
     # A short address for readers; the pages live under evaluation/leaderboards/.
     path("leaderboards/", RedirectView.as_view(pattern_name="evaluation:leaderboard-list", query_string=True)),
     path("api/", include("toxplatform.api_urls")),
