@@ -162,7 +162,7 @@ def test_a_trained_scorer_names_a_finished_run(trained):
     ({"params": {"heldout_fraction": 0.9}}, "heldout_fraction"),
     ({"name": "bad name/../x"}, "trained scorer's name"),
     ({"name": NAME}, "already exists"),
-    ({"encoder": "relative/dir"}, "absolute path"),
+    ({"encoder": "relative/dir"}, "outside the folders models may be loaded from"),
     ({"encoder": "/nonexistent/encoder"}, "outside the folders models may be loaded from"),
     ({"encoder": "/tmp/no-such-encoder-dir"}, "does not exist"),
     ({"encoder": "package:other"}, "Unknown packaged encoder"),
@@ -179,7 +179,7 @@ def test_encoder_directory_outside_the_allowed_roots_is_refused(trained, setting
     encoder_dir.mkdir()
     (encoder_dir / "config.json").write_text("{}")
     settings.MODEL_ROOTS = [str(tmp_path / "allowed")]
-    with pytest.raises(ApplicationError, match="outside the allowed model roots"):
+    with pytest.raises(ApplicationError, match="outside the folders models may be loaded from"):
         training.create_training_run(dataset="rtp-lx", encoder=str(encoder_dir), enqueue=False)
 
 
