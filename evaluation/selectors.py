@@ -42,8 +42,13 @@ class JobProgress:
     @property
     def stage(self) -> str:
         """What the job is doing now, in words a progress bar can show."""
-        if self.status in (EvaluationJob.Status.QUEUED, EvaluationJob.Status.RUNNING):
+        Status = EvaluationJob.Status
+        if self.status == Status.QUEUED and not self.done_steps:
+            return "waiting for a worker"  # queued: nothing claimed yet, so nothing is generating
+        if self.status in (Status.QUEUED, Status.RUNNING):
             return "generating" if self.generated_prompts < self.total_prompts else "scoring"
+        if self.status == Status.FINALIZING:
+            return "computing metrics"
         return self.status
 
 

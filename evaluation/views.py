@@ -18,6 +18,7 @@ from evaluation import (
     results,
     selectors,
     services,
+    workers,
 )
 from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
@@ -124,7 +125,8 @@ RESEARCHER = role_required(Role.RESEARCHER)
 @RESEARCHER
 def job_list(request):
     page = Paginator(selectors.job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(job, _list_progress(job)) for job in page.object_list]
+    report = workers.queue_report()
+    rows = [(job, _list_progress(job), workers.missing_workers(job, report)) for job in page.object_list]
     return render(request, "evaluation/job_list.html", {"page": page, "rows": rows})
 
 
@@ -178,6 +180,7 @@ def job_detail(request, pk: int):
     context = {
         "job": job,
         "progress": selectors.job_progress(job),
+        "missing_workers": workers.missing_workers(job, workers.queue_report()),
         "subset": subset,
         "subsets": leaderboards.SUBSETS,
         "results": results.job_results(job, subset=subset),
@@ -275,7 +278,10 @@ def _download(lines, content_type: str, filename: str) -> StreamingHttpResponse:
 def job_progress(request, pk: int):
     """What the job page polls every 2 s: counts from the database."""
     job = get_object_or_404(EvaluationJob, pk=pk)
-    return JsonResponse(JobProgressSerializer(selectors.job_progress(job)).data)
+    data = JobProgressSerializer(selectors.job_progress(job)).data
+    missing = workers.missing_workers(job, workers.queue_report())
+    data["workers_missing"] = missing.queue_names if missing else []
+    return JsonResponse(data)
 
 
 @RESEARCHER

@@ -185,8 +185,8 @@ def test_job_list(researcher_client, dataset):
                        generated_prompts=5, scored_prompts=0)
     response = researcher_client.get(reverse("evaluation:job-list"))
     html = response.content.decode()
-    assert [job for job, _ in response.context["rows"]] == [running, done]  # newest first
-    assert [progress.percent for _, progress in response.context["rows"]] == [25, 100]
+    assert [job for job, *_ in response.context["rows"]] == [running, done]  # newest first
+    assert [progress.percent for _, progress, _ in response.context["rows"]] == [25, 100]
     assert 'style="width: 25%"' in html and 'class="status status-running"' in html
     assert ">res</td>" in html and "system_prompt" in html
 

@@ -30,6 +30,8 @@
         badge.textContent = data.status;
         badge.className = "status status-" + data.status;
       }
+      var notice = element.querySelector("[data-worker-notice]");
+      if (notice && data.workers_missing && !data.workers_missing.length) notice.hidden = true;
       if (data.error && errorBox) {
         errorText.textContent = data.error;
         errorBox.hidden = false;
