@@ -2,7 +2,8 @@
 # The demo, on the embedded default (SQLite + a broker that needs no server, under ./var):
 # install, migrate, import RTP-LX, create demo users, evaluate Gemma-3-270m with and without a
 # self-reminder system prompt on 5 languages (lexicon toxicity; perplexity under Gemma itself),
-# print the per-language table and the paired comparison of the two, serve the UI.
+# print the per-language table and the paired comparison of the two, serve the UI with a worker
+# and beat beside it (scripts/serve.sh), so jobs queued in the browser or the API run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
@@ -40,6 +41,8 @@ ToxPlatform is running at http://127.0.0.1:$PORT/
   corpus:        http://127.0.0.1:$PORT/corpus/
   API docs:      http://127.0.0.1:$PORT/api/docs/
 Logins (password toxplatform-demo): researcher, annotator, admin
-Press Ctrl+C to stop.
+A Celery worker (queues generate, score, celery) and beat run beside the web server:
+jobs queued from the job form or the API run to the end.
+Press Ctrl+C to stop all three.
 MSG
-exec $PY manage.py runserver "127.0.0.1:$PORT" --noreload
+PORT=$PORT PY=$PY exec bash scripts/serve.sh
