@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from evaluation import (
+    catalog,
     charts,
     comparison,
     exports,
@@ -161,7 +162,7 @@ def job_create(request):
             messages.success(request, f"Job {job.pk} was queued: {job.total_prompts} prompts × k={job.k}.")
             return redirect("evaluation:job-detail", pk=job.pk)
     status = 400 if form.errors else 200
-    context = {"form": form, "source": source, "left_out": left_out}
+    context = {"form": form, "source": source, "left_out": left_out, "size_data": catalog.form_data()}
     return render(request, "evaluation/job_form.html", context, status=status)
 
 

@@ -21,7 +21,7 @@ SCORER_KEY = re.compile(r"[\w.:=-]{1,100}")  # fits Score.scorer; readable in UR
 RESOLVED = frozenset({"model", "dataset", "languages", "categories", "scorers"})
 
 
-def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
+def create_job(*, user=None, enqueue: bool = True, confirm_large: bool = True, **params) -> EvaluationJob:
     """Validate every parameter, then write the job, its prompts and chunks, and queue it.
 
     `params` are evaluation.job_parameters.JOB_PARAMETERS (defaults there). `model` is a
@@ -30,7 +30,8 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
     names. Any problem raises one ApplicationError whose `extra` maps each bad field to what
     is wrong; nothing is written and nothing is queued then. enqueue=False leaves the job
     PENDING (the inline runner and tests use it); the broker is only touched after the
-    transaction commits.
+    transaction commits. confirm_large=False (the job form, the API) refuses a job above
+    JOB_CONFIRM_WORK that its author has not confirmed.
     """
     model, dataset = params.get("model"), params.get("dataset")
     named = {**params}
@@ -74,7 +75,7 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
             created_by=user if getattr(user, "is_authenticated", False) else None,
             code_version=code_version(),
         )
-        plan_job(job)
+        plan_job(job, confirm_large=confirm_large)
         if enqueue:
             enqueue_job(job)
     return job
