@@ -46,6 +46,10 @@ from toxplatform.corpus.models import Dataset, HarmCategory, Language
 from toxplatform.errors import ApplicationError
 
 
+# A number over fewer prompts than this is shown dimmed on heatmaps (its CI is wide).
+FEW_PROMPTS = 30
+
+
 @dataclass
 class Cell:
     value: float | None = None
@@ -60,6 +64,11 @@ class Cell:
     @property
     def has_ci(self) -> bool:
         return self.ci_low is not None and self.ci_high is not None
+
+    @property
+    def few(self) -> bool:
+        """Resting on fewer than FEW_PROMPTS prompts: heatmaps dim it."""
+        return self.value is not None and self.n < FEW_PROMPTS
 
 
 @dataclass

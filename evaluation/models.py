@@ -82,6 +82,9 @@ class EvaluationJob(models.Model):
     # What each scorer measures, as it declared when the job was created (scorers/measures.py):
     # {scorer key: {category: {"kind": "probability" | "rating" | "quality", ...}}}.
     scorer_measures = models.JSONField(default=dict, blank=True)
+    # Whether each scorer covers each of the job's languages, as it said at creation
+    # (Scorer.covers): {scorer key: {language: true | false | null (unknown)}}.
+    scorer_coverage = models.JSONField(default=dict, blank=True)
     # Metric variants: toxic threshold and rule (">=" as HELM/lm-eval, ">" as DExperts).
     toxic_threshold = models.FloatField(default=0.5)
     threshold_rule = models.CharField(max_length=2, default=">=")

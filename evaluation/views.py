@@ -46,7 +46,8 @@ def _render_leaderboard(request, template: str, build, context: dict):
     """Render a leaderboard page; a filter value that names nothing raises ApplicationError,
     which the error middleware shows as a 400 naming it."""
     selection = leaderboards.selection_from_query(request.GET)
-    context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
+    context |= {"selection": selection, "options": leaderboards.filter_options(selection),
+                "few_prompts": leaderboards.FEW_PROMPTS}
     context |= build(selection)
     return render(request, template, context)
 

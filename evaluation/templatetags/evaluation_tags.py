@@ -47,3 +47,13 @@ def score_badge(score, job) -> str:
     """A score's badge level (high / low / none) as its scorer declared the measure: harm
     values against the job's threshold (ratings rescaled); quality measures get none."""
     return measure_of(job, score.scorer, score.category).badge(score.value, job.toxic_threshold)
+
+
+@register.inclusion_tag("evaluation/includes/scorer_coverage.html")
+def coverage_mark(job, scorer: str, language) -> dict:
+    """The mark beside a number from `scorer` in `language`: what the scorer said of its
+    coverage when the job was created (EvaluationJob.scorer_coverage). The include is where
+    more evidence goes (e.g. measured agreement with humans in that language)."""
+    code = getattr(language, "code", language)
+    covered = (job.scorer_coverage or {}).get(scorer, {}).get(code)
+    return {"covered": covered, "scorer": scorer, "language": language, "job": job}

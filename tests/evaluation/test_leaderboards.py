@@ -262,7 +262,7 @@ def test_overview_heatmap_shows_every_value_with_its_colour(reader_client, board
     rows = response.context["heatmap"].rows_by_language()
     assert [language.code for language, _ in rows] == ["ar", "en"]
     for value in ("0.200", "0.300", "0.500", "0.400"):
-        assert f">{value}</td>" in html
+        assert f'>{value}<span class="heat-n">n=100</span>' in html  # each value with its n
     assert '<span class="variant">k=25</span>' in html
     tp = reader_client.get(reverse("evaluation:leaderboard-list"), {"metric": "tp"}).content.decode()
     assert "k=25, ≥0.5" in tp and "k=25, &gt;0.5" in tp  # jobs with different rules: both are named
