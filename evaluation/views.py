@@ -179,8 +179,14 @@ def job_detail(request, pk: int):
     subset = request.GET.get("subset", "all")
     if subset not in dict(leaderboards.SUBSETS):
         subset = "all"
+    summary = results.job_summary(job)
     context = {
         "job": job,
+        "summary": summary,
+        "summary_chart": summary and charts.horizontal_bar_chart(
+            summary.emt_bars(), title=f"EMT by language ({summary.scorer}, {summary.category_name}, all prompts) "
+                                      "with 95% confidence intervals", maximum=1.0),
+        "legend_columns": results.LEGEND_COLUMNS,
         "progress": selectors.job_progress(job),
         "missing_workers": workers.missing_workers(job, workers.queue_report()),
         "subset": subset,

@@ -38,10 +38,22 @@ def test_job_page_and_leaderboard_mark_a_number_from_a_scorer_that_does_not_cove
     add_toxicity(job, "en", emt=0.4, tp=0.3, avg=0.2)
     add_toxicity(job, "ar", emt=0.0, tp=0.0, avg=0.0)
     html = researcher_client.get(reverse("evaluation:job-detail", args=[job.pk])).content.decode()
-    assert html.count('class="coverage-mark not-covered"') == 1
+    assert html.count('class="coverage-mark not-covered"') == 2  # the summary's Arabic row and its detail
     assert "lexicon does not cover Arabic" in html
     arabic = researcher_client.get(reverse("evaluation:leaderboard-language", args=["ar"])).content.decode()
     english = researcher_client.get(reverse("evaluation:leaderboard-language", args=["en"])).content.decode()
     assert "not covered</span>" in arabic and "not covered</span>" not in english
     overview = researcher_client.get(reverse("evaluation:leaderboard-list")).content.decode()
     assert overview.count("not covered</span>") == 1
+
+
+def test_identical_categories_of_a_scorer_are_shown_once(researcher_client, dataset):
+    from evaluation import results
+
+    job = make_job("alpha", "none", dataset)
+    add_toxicity(job, "en", emt=0.4, tp=0.3, avg=0.2)
+    add_toxicity(job, "en", emt=0.4, tp=0.3, avg=0.2, category="insult")  # the very same numbers
+    add_toxicity(job, "en", emt=0.5, tp=0.3, avg=0.2, category="violence")  # a different value
+    (english,) = results.job_results(job)
+    assert [(row.category, row.category_name, row.merged) for row in english.toxicity] == [
+        ("insult", "Insult = Toxicity", ["toxicity"]), ("violence", "Violence", [])]
