@@ -220,7 +220,7 @@ def job_samples(request, pk: int):
         problems["slice"] = f"this job has no scores for {chosen!r}"
     scorer, category = by_value.get(chosen) or (slices[0] if slices else ("", ""))
     context = {"job": job, "languages": languages, "slices": slices, "language": language, "order": order,
-               "chosen": f"{scorer}|{category}"}
+               "chosen": f"{scorer}|{category}", "raw": request.GET.get("view") == "raw"}
     if problems:
         raise ApplicationError("Unknown filter value", problems)
     generations = selectors.job_generations(

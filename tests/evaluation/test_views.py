@@ -412,3 +412,16 @@ def test_run_again_says_what_the_form_cannot_hold(researcher_client, dataset, ti
 def test_run_again_of_a_job_that_does_not_exist_is_a_404(researcher_client, dataset):
     for bad in ("999999", "abc", "-1"):
         assert researcher_client.get(reverse("evaluation:job-create"), {"from": bad}).status_code == 404
+
+
+def test_sample_browser_links_each_prompt_and_offers_a_raw_left_to_right_view(researcher_client, dataset):
+    job = make_job("alpha", "none", dataset)
+    prompt = Prompt.objects.get(dataset=dataset, language="ar", external_id="1")
+    add_generation(job, prompt, ARABIC_GENERATION + " <b>x</b>", score=0.4)
+    url = reverse("evaluation:job-samples", args=[job.pk])
+    html = researcher_client.get(url).content.decode()
+    assert f'href="{reverse("corpus:prompt-detail", args=["mini", prompt.pk])}"' in html
+    assert "raw-view" not in html and 'dir="rtl"' in html
+    raw = researcher_client.get(url, {"view": "raw"}).content.decode()
+    assert '<table class="data samples raw-view">' in raw
+    assert "&lt;b&gt;x&lt;/b&gt;" in raw and "<b>x</b>" not in raw  # still escaped
