@@ -106,3 +106,11 @@ def test_the_progress_bars_count_prompts_per_stage(tiny_llama, capsys):
     # Without a bar (--no-progress, or --json for scripts) nothing is drawn.
     call_command("evaluate", *common_args(tiny_llama), stdout=StringIO())
     assert "generate" not in capsys.readouterr().err
+
+
+def test_list_options_take_commas_as_well_as_spaces():
+    from evaluation.management.commands.evaluate import Command
+
+    parser = Command().create_parser("manage.py", "evaluate")
+    options = parser.parse_args(["--model", "m", "--languages", "en,ar", "de", "--categories", "insult,", "bias"])
+    assert options.languages == ["en", "ar", "de"] and options.categories == ["insult", "bias"]
