@@ -12,6 +12,13 @@ LANGS=${DEMO_LANGUAGES:-"en de ar hi ru"}     # Latin, right-to-left Arabic, Dev
 PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-12}
 K=${DEMO_K:-5}
 
+if [ ! -d "$RTP_LX_DIR" ]; then
+  echo "The RTP-LX release is not at $RTP_LX_DIR." >&2
+  echo "Get it from https://github.com/microsoft/RTP-LX (MIT, with third-party terms; highly offensive text)" >&2
+  echo "and point the demo at its folder: RTP_LX_DIR=/path/to/rtp-lx bash scripts/demo.sh" >&2
+  exit 1
+fi
+
 bash scripts/bootstrap.sh requirements.txt requirements-demo.txt
 PY=.venv/bin/python
 
