@@ -126,10 +126,26 @@ RESEARCHER = role_required(Role.RESEARCHER)
 
 @RESEARCHER
 def job_list(request):
-    page = Paginator(selectors.job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    """Every job, newest first; filters: status, owner (mine), model. Other people's
+    cancelled jobs are hidden unless the status filter asks for cancelled ones."""
+    status, owner, model = (request.GET.get(name, "") for name in ("status", "owner", "model"))
+    problems = {}
+    if status and status not in EvaluationJob.Status.values:
+        problems["status"] = f"must be one of {', '.join(EvaluationJob.Status.values)} (got {status!r})"
+    if owner not in ("", "mine"):
+        problems["owner"] = f"must be mine or empty (got {owner!r})"
+    if problems:
+        raise ApplicationError("Unknown filter value", problems)
+    jobs = selectors.job_list(
+        user=request.user if owner == "mine" else None, status=status or None, model=model or None,
+        hide_cancelled_of_others=None if status else request.user,
+    )
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     report = workers.queue_report()
     rows = [(job, _list_progress(job), workers.missing_workers(job, report)) for job in page.object_list]
-    return render(request, "evaluation/job_list.html", {"page": page, "rows": rows})
+    filters = {"status": status, "owner": owner, "model": model, "statuses": EvaluationJob.Status.values,
+               "models": selectors.job_list_models()}
+    return render(request, "evaluation/job_list.html", {"page": page, "rows": rows, "filters": filters})
 
 
 def _list_progress(job: EvaluationJob) -> selectors.JobProgress:

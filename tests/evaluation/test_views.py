@@ -425,3 +425,24 @@ def test_sample_browser_links_each_prompt_and_offers_a_raw_left_to_right_view(re
     raw = researcher_client.get(url, {"view": "raw"}).content.decode()
     assert '<table class="data samples raw-view">' in raw
     assert "&lt;b&gt;x&lt;/b&gt;" in raw and "<b>x</b>" not in raw  # still escaped
+
+
+def test_job_list_filters_and_hides_other_peoples_cancelled_jobs(researcher_client, dataset):
+    mine = make_job("alpha", "none", dataset, user=researcher_client.user)
+    my_cancelled = make_job("alpha", "none", dataset, user=researcher_client.user,
+                            status=EvaluationJob.Status.CANCELLED)
+    other = make_user("other", Role.RESEARCHER)
+    theirs = make_job("beta", "none", dataset, user=other)
+    their_cancelled = make_job("beta", "none", dataset, user=other, status=EvaluationJob.Status.CANCELLED)
+
+    def listed(**query):
+        response = researcher_client.get(reverse("evaluation:job-list"), query)
+        return {job.pk for job, *_ in response.context["rows"]}
+
+    assert listed() == {mine.pk, my_cancelled.pk, theirs.pk}  # their cancelled job is noise to me
+    assert listed(status="cancelled") == {my_cancelled.pk, their_cancelled.pk}
+    assert listed(owner="mine") == {mine.pk, my_cancelled.pk}
+    assert listed(model="beta") == {theirs.pk}
+    assert listed(model="gamma") == set()
+    bad = researcher_client.get(reverse("evaluation:job-list"), {"status": "<b>x</b>"})
+    assert bad.status_code == 400 and "<b>x</b>" not in bad.content.decode()
