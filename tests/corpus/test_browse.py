@@ -317,3 +317,9 @@ def test_the_dataset_path_is_for_admins_and_the_dataset_id_stands_apart(research
     page = researcher_client.get(reverse("corpus:prompt-detail", args=[dataset.slug, prompt.pk])).content.decode()
     assert f'<dt>Id in the dataset</dt><dd><code class="dataset-id">{prompt.external_id}</code>' in page
     assert "<dt>Database id</dt>" in page
+
+
+def test_an_anonymous_visitors_first_page_says_what_the_platform_is(client):
+    page = client.get(reverse("accounts:login")).content.decode()
+    assert "ToxPlatform measures how toxic language models are in many languages" in page
+    assert "ToxPlatform administration" in client.get("/admin/login/").content.decode()
