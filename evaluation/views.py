@@ -176,7 +176,7 @@ def job_create(request):
         except ApplicationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, f"Job {job.pk} was queued: {job.total_prompts} prompts × k={job.k}.")
+            messages.success(request, f"Job {job.pk} was queued: {job.total_prompts:,} prompts × k={job.k}.")
             return redirect("evaluation:job-detail", pk=job.pk)
     status = 400 if form.errors else 200
     context = {"form": form, "source": source, "left_out": left_out, "size_data": catalog.form_data()}

@@ -57,3 +57,9 @@ def coverage_mark(job, scorer: str, language) -> dict:
     code = getattr(language, "code", language)
     covered = (job.scorer_coverage or {}).get(scorer, {}).get(code)
     return {"covered": covered, "scorer": scorer, "language": language, "job": job}
+
+
+@register.filter
+def thousands(value) -> str:
+    """A count with thousands separators (30,263); anything else unchanged."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value

@@ -446,3 +446,9 @@ def test_job_list_filters_and_hides_other_peoples_cancelled_jobs(researcher_clie
     assert listed(model="gamma") == set()
     bad = researcher_client.get(reverse("evaluation:job-list"), {"status": "<b>x</b>"})
     assert bad.status_code == 400 and "<b>x</b>" not in bad.content.decode()
+
+
+def test_counts_have_thousands_separators(researcher_client, dataset):
+    job = make_job("alpha", "none", dataset, total_prompts=30263, generated_prompts=30263, scored_prompts=1200)
+    html = researcher_client.get(reverse("evaluation:job-detail", args=[job.pk])).content.decode()
+    assert '<strong data-count="total_prompts">30,263</strong>' in html and "30,263 in total" in html

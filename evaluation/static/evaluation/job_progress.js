@@ -24,7 +24,7 @@
       bar.setAttribute("aria-valuenow", String(data.percent));
       text.textContent = data.percent + "%" + (withStage ? " · " + data.stage : "");
       element.querySelectorAll("[data-count]").forEach(function (node) {
-        node.textContent = String(data[node.getAttribute("data-count")]);
+        node.textContent = Number(data[node.getAttribute("data-count")]).toLocaleString("en-US");
       });
       if (badge) {
         badge.textContent = data.status;
