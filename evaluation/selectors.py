@@ -75,7 +75,8 @@ def job_list(*, user=None, status: str | None = None, model: str | None = None,
              hide_cancelled_of_others=None) -> QuerySet[EvaluationJob]:
     """Jobs newest first, optionally of one user, status or model name. With
     `hide_cancelled_of_others` (a user), other people's cancelled jobs are left out (the job
-    list's default: they are noise to everyone but their author)."""
+    list's default: they are noise to everyone but their author); jobs of no one (queued
+    from the command line) stay."""
     jobs = EvaluationJob.objects.select_related("model", "dataset", "created_by")
     if user is not None:
         jobs = jobs.filter(created_by=user)
@@ -84,7 +85,8 @@ def job_list(*, user=None, status: str | None = None, model: str | None = None,
     if model:
         jobs = jobs.filter(model__name=model)
     if hide_cancelled_of_others is not None:
-        jobs = jobs.exclude(Q(status=EvaluationJob.Status.CANCELLED) & ~Q(created_by=hide_cancelled_of_others))
+        jobs = jobs.exclude(Q(status=EvaluationJob.Status.CANCELLED), Q(created_by__isnull=False),
+                            ~Q(created_by=hide_cancelled_of_others))
     return jobs.order_by("-created_at", "-id")
 
 

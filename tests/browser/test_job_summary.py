@@ -4,6 +4,7 @@ per-language detail; each language links to its samples and its leaderboard."""
 import pytest
 
 from evaluation.metric_columns import EMT
+from tests.browser.pictures import readme_picture
 from tests.browser.test_leaderboard import log_in
 from tests.evaluation.results_data import add_toxicity, make_dataset, make_job, make_user
 from toxplatform.accounts.models import Role
@@ -45,5 +46,5 @@ def test_summary_table_chart_legend_and_links(page):
     page.go_back()
     page.locator("table.summary tbody tr").nth(1).get_by_role("link", name="English").click()
     assert page.url.endswith("#lang-en")
-    page.screenshot(path="/tmp/rx_job_summary.png", full_page=True)
+    readme_picture(page, "job-page")
     assert page.page_errors == []

@@ -439,10 +439,12 @@ def test_job_list_filters_and_hides_other_peoples_cancelled_jobs(researcher_clie
         response = researcher_client.get(reverse("evaluation:job-list"), query)
         return {job.pk for job, *_ in response.context["rows"]}
 
-    assert listed() == {mine.pk, my_cancelled.pk, theirs.pk}  # their cancelled job is noise to me
-    assert listed(status="cancelled") == {my_cancelled.pk, their_cancelled.pk}
+    cli_cancelled = make_job("beta", "none", dataset, status=EvaluationJob.Status.CANCELLED)  # no owner
+
+    assert listed() == {mine.pk, my_cancelled.pk, theirs.pk, cli_cancelled.pk}  # theirs cancelled: noise to me
+    assert listed(status="cancelled") == {my_cancelled.pk, their_cancelled.pk, cli_cancelled.pk}
     assert listed(owner="mine") == {mine.pk, my_cancelled.pk}
-    assert listed(model="beta") == {theirs.pk}
+    assert listed(model="beta") == {theirs.pk, cli_cancelled.pk}
     assert listed(model="gamma") == set()
     bad = researcher_client.get(reverse("evaluation:job-list"), {"status": "<b>x</b>"})
     assert bad.status_code == 400 and "<b>x</b>" not in bad.content.decode()
