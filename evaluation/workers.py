@@ -47,15 +47,13 @@ def record_beat(*, name: str, queue_names, pid: int | None = None, host: str | N
     """The worker `name` (process `pid`) is alive and consumes `queue_names`."""
     now = now or timezone.now()
     pid = os.getpid() if pid is None else pid
-    row, created = WorkerHeartbeat.objects.update_or_create(
-        name=name, pid=pid,
-        defaults={"host": host or socket.gethostname(), "queues": sorted(queue_names), "last_seen": now,
-                  "stopped_at": None},
-        create_defaults={"host": host or socket.gethostname(), "queues": sorted(queue_names), "last_seen": now,
-                         "started_at": now},
-    )
-    if created:
-        WorkerHeartbeat.objects.filter(last_seen__lt=now - FORGET_AFTER).delete()
+    fields = {"host": host or socket.gethostname(), "queues": sorted(queue_names), "last_seen": now,
+              "stopped_at": None}
+    # One UPDATE per beat (no read-then-write transaction to contend with the worker's own).
+    if WorkerHeartbeat.objects.filter(name=name, pid=pid).update(**fields):
+        return WorkerHeartbeat.objects.get(name=name, pid=pid)
+    WorkerHeartbeat.objects.filter(last_seen__lt=now - FORGET_AFTER).delete()
+    row, _ = WorkerHeartbeat.objects.get_or_create(name=name, pid=pid, defaults={**fields, "started_at": now})
     return row
 
 

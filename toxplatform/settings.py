@@ -96,6 +96,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A worker and the web server may write at once: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so a second writer
+    # (the web server, a worker, beat, a worker's heartbeat) waits for it up to the timeout
+    # instead of failing at once with "database is locked" when its read turns into a write.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
