@@ -136,6 +136,8 @@ class JobForm(forms.Form):
         self._language_scripts = {lang.code: lang.script for lang in languages}
         if self.fields["dataset"].queryset.count() == 1:
             self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
+        # Only categories some prompt has a gold label in (the filter keeps labelled prompts).
+        self.fields["categories"].queryset = HarmCategory.objects.filter(labels__isnull=False).distinct()
         self.fields["prompts_per_language"].initial = PRESET_PROMPTS_PER_LANGUAGE
         offered = [code for code, _ in self.fields["languages"].choices]
         preset = [code for code in PRESET_LANGUAGES if code in offered]

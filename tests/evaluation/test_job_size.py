@@ -109,3 +109,14 @@ def test_model_speed_from_its_latest_finished_jobs(dataset):
     job.save()
     make_job("alpha", "none", dataset, status=EvaluationJob.Status.RUNNING, total_prompts=99, started_at=T0)
     assert catalog.model_speeds() == {job.model_id: 10.0}  # 10 x 5 x 20 tokens in 100 s
+
+
+def test_the_form_offers_only_categories_that_hold_labels(researcher_client, dataset):
+    from toxplatform.corpus.models import HarmCategory, PromptLabel
+
+    assert list(researcher_client.get(reverse("evaluation:job-create")).context["form"].fields["categories"]
+                .queryset) == []
+    PromptLabel.objects.create(prompt=dataset.prompts.first(), category=HarmCategory.objects.get(slug="insult"),
+                               value=2, source="test")
+    offered = researcher_client.get(reverse("evaluation:job-create")).context["form"].fields["categories"].queryset
+    assert [category.slug for category in offered] == ["insult"]
