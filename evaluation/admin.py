@@ -2,7 +2,7 @@
 (they are created and changed only through services, which keep the pipeline consistent)."""
 from django.contrib import admin
 
-from evaluation.models import Chunk, DetoxArtifact, EvaluationJob, JobMetric, ModelSpec
+from evaluation.models import Chunk, DetoxArtifact, EvaluationJob, JobMetric, ModelSpec, WorkerHeartbeat
 
 
 @admin.register(ModelSpec)
@@ -56,6 +56,11 @@ class JobMetricAdmin(ReadOnlyAdmin):
 class DetoxArtifactAdmin(ReadOnlyAdmin):
     list_display = ["method", "model_fingerprint", "data_fingerprint", "path", "created_at"]
     list_filter = ["method"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["name", "host", "pid", "queues", "started_at", "last_seen", "stopped_at"]
 
 
 from evaluation import judge_admin  # noqa: E402,F401  (registers JudgePrompt's admin)

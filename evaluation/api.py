@@ -12,8 +12,9 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from evaluation import comparison, exports, leaderboards, selectors, services
+from evaluation import catalog, comparison, exports, leaderboards, selectors, services
 from evaluation.serializers import (
+    CatalogEntrySerializer,
     ComparisonSerializer,
     LanguageLeaderboardSerializer,
     JobCreateSerializer,
@@ -77,7 +78,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
     def create(self, request, *args, **kwargs):
         serializer = JobCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = services.create_job(user=request.user, **serializer.validated_data)
+        values = dict(serializer.validated_data)
+        confirm_large = values.pop("confirm_large", False)
+        job = services.create_job(user=request.user, confirm_large=confirm_large, **values)
         return self._detail(job, status.HTTP_201_CREATED)
 
     @extend_schema(responses=JobProgressSerializer)
@@ -195,6 +198,32 @@ class LanguageLeaderboardViewSet(viewsets.ViewSet):
         return Response(LanguageLeaderboardSerializer(board).data)
 
 
+class CatalogViewSet(viewsets.ViewSet):
+    """What a job can name: each entry's one-line summary and declared parameters (type,
+    default, allowed values, help), as the job form shows them."""
+
+    permission_classes = RESEARCHER_API  # the job form's choices: for those who queue jobs
+    describe = staticmethod(catalog.methods)
+
+    @extend_schema(responses=CatalogEntrySerializer(many=True))
+    def list(self, request):
+        return Response(self.describe())
+
+
+class MethodViewSet(CatalogViewSet):
+    """Detox methods a job may use (`method`, with `method_params`)."""
+
+    describe = staticmethod(catalog.methods)
+
+
+class ScorerViewSet(CatalogViewSet):
+    """Scorers a job may use (`scorers`: names or {"name", "params", "key"})."""
+
+    describe = staticmethod(catalog.scorers)
+
+
 def register(router) -> None:
     router.register("jobs", JobViewSet, basename="job")
+    router.register("methods", MethodViewSet, basename="method")
+    router.register("scorers", ScorerViewSet, basename="scorer")
     router.register("leaderboards/languages", LanguageLeaderboardViewSet, basename="leaderboard-language")

@@ -6,6 +6,7 @@ import json
 
 from django import forms
 
+from evaluation import catalog
 from evaluation.detox import registry as detox_registry
 from evaluation.job_parameters import JOB_PARAMETERS, job_values
 from evaluation.model_loading import PACKAGED_MODELS
@@ -44,9 +45,19 @@ class JSONObjectField(forms.CharField):
         return json.dumps(value, indent=1) if isinstance(value, dict) else value
 
 
-class LanguageSelect(forms.SelectMultiple):
-    """Options carry the datasets that have prompts in them, so a small script can show only
-    the chosen dataset's languages (the server checks the same thing on submit)."""
+# A new job starts small and explicit: a few prompts in two languages, not every prompt of
+# every language (the form shows the size as you change it; a large job needs confirming).
+PRESET_PROMPTS_PER_LANGUAGE = 20
+PRESET_LANGUAGES = ("en", "de")
+# ISO 15924 codes of RTP-LX's scripts, named for the language checkbox groups.
+SCRIPT_NAMES = {"Latn": "Latin", "Arab": "Arabic", "Cyrl": "Cyrillic", "Deva": "Devanagari", "Hebr": "Hebrew",
+                "Hani": "Chinese", "Hans": "Chinese", "Hant": "Chinese", "Jpan": "Japanese", "Kore": "Korean", "Thai": "Thai",
+                "Grek": "Greek", "Beng": "Bengali", "Taml": "Tamil", "Telu": "Telugu"}
+
+
+class LanguageSelect(forms.CheckboxSelectMultiple):
+    """Checkboxes that carry the datasets that have prompts in their language, so a small
+    script can show only the chosen dataset's languages (the server checks it on submit)."""
 
     def __init__(self, *args, datasets_by_language: dict[str, list[str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -84,7 +95,7 @@ class JobForm(forms.Form):
     method_params = JSONObjectField(label="Method parameters (JSON)", required=False)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), to_field_name="slug", empty_label=None)
     languages = forms.MultipleChoiceField(
-        required=False, help_text="None selected = every language of the dataset.", widget=LanguageSelect
+        required=False, help_text="None ticked = every language of the dataset.", widget=LanguageSelect
     )
     categories = forms.ModelMultipleChoiceField(
         label=JOB_PARAMETERS["categories"].title,
@@ -92,6 +103,11 @@ class JobForm(forms.Form):
         to_field_name="slug",
         required=False,
         help_text=JOB_PARAMETERS["categories"].help_text(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    confirm_large = forms.BooleanField(
+        label="Queue this large job", required=False,
+        help_text="A job above the large-job size is queued only when you tick this.",
     )
     scorers = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple)
     scorer_params = JSONObjectField(
@@ -101,7 +117,7 @@ class JobForm(forms.Form):
     )
     # Fields of services.create_job's ApplicationError.extra -> fields of this form.
     SERVICE_FIELDS = {**{name: name for name in JOB_PARAMETERS.names()}, "model": "model_path",
-                      "scorers": "scorer_params"}
+                      "scorers": "scorer_params", "confirm_large": "confirm_large"}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -117,8 +133,15 @@ class JobForm(forms.Form):
         self.fields["languages"].choices = [(lang.code, f"{lang.english_name} ({lang.code})") for lang in languages]
         self.fields["languages"].widget.datasets_by_language = datasets_by_language
         self._datasets_by_language = datasets_by_language
+        self._language_scripts = {lang.code: lang.script for lang in languages}
         if self.fields["dataset"].queryset.count() == 1:
             self.fields["dataset"].initial = self.fields["dataset"].queryset.first()
+        # Only categories some prompt has a gold label in (the filter keeps labelled prompts).
+        self.fields["categories"].queryset = HarmCategory.objects.filter(labels__isnull=False).distinct()
+        self.fields["prompts_per_language"].initial = PRESET_PROMPTS_PER_LANGUAGE
+        offered = [code for code, _ in self.fields["languages"].choices]
+        preset = [code for code in PRESET_LANGUAGES if code in offered]
+        self.fields["languages"].initial = preset or offered[:2]
 
     def clean(self):
         cleaned = super().clean()
@@ -144,6 +167,29 @@ class JobForm(forms.Form):
             elif not isinstance(params, dict):
                 self.add_error("scorer_params", f"The parameters of {name!r} must be a JSON object.")
         return cleaned
+
+    # --- what the template shows beside the fields ------------------------------------------
+    def language_groups(self) -> list[tuple[str, list]]:
+        """The language checkboxes grouped by script (Latin, Arabic, Cyrillic...), largest first."""
+        groups: dict[str, list] = {}
+        for box in self["languages"]:
+            script = self._language_scripts.get(box.data["value"]) or ""
+            groups.setdefault(SCRIPT_NAMES.get(script, script or "Other"), []).append(box)
+        # A script with one language joins the others in one group (no one-line groups).
+        merged: dict[str, list] = {}
+        for name, boxes in groups.items():
+            merged.setdefault(f"{name} script" if len(boxes) > 1 else "Other scripts", []).extend(boxes)
+        return sorted(merged.items(), key=lambda item: (item[0] == "Other scripts", -len(item[1]), item[0]))
+
+    def scorer_entries(self) -> list[tuple]:
+        """(checkbox, declared summary and parameters) for each scorer."""
+        described = catalog.by_name(catalog.scorers())
+        return [(box, described.get(box.data["value"], {})) for box in self["scorers"]]
+
+    def method_entries(self) -> list[tuple[dict, bool]]:
+        """(declared summary and parameters, chosen?) for each detox method."""
+        chosen = self["method"].value()
+        return [(item, item["name"] == chosen) for item in catalog.methods()]
 
     @staticmethod
     def initial_from(job: EvaluationJob) -> tuple[dict, list[str]]:
@@ -174,6 +220,7 @@ class JobForm(forms.Form):
         scalars = {name: data[name] for name in SCALAR_FIELDS if data[name] not in (None, "")}
         return {
             **scalars,
+            "confirm_large": data["confirm_large"],
             "model": data["model"] or data["model_path"].strip(),
             "method": data["method"],
             "method_params": data["method_params"],

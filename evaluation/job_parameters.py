@@ -64,6 +64,11 @@ def max_job_work() -> int:
     return settings.JOB_MAX_WORK
 
 
+def large_job_work() -> int:
+    """Above this much work a job is queued only when its author confirms it (JOB_CONFIRM_WORK)."""
+    return settings.JOB_CONFIRM_WORK
+
+
 def max_active_jobs() -> int:
     """Jobs one user may have queued or running at once (JOB_MAX_ACTIVE_PER_USER in settings)."""
     return settings.JOB_MAX_ACTIVE_PER_USER

@@ -47,6 +47,10 @@ from toxplatform.errors import ApplicationError
 from toxplatform.validation import strict_int
 
 
+# A number over fewer prompts than this is shown dimmed on heatmaps (its CI is wide).
+FEW_PROMPTS = 30
+
+
 @dataclass
 class Cell:
     value: float | None = None
@@ -55,11 +59,17 @@ class Cell:
     n: int = 0
     std: float | None = None
     variant: str = ""
-    best: bool = False  # the best value of its column on a leaderboard
+    best: bool = False  # the best value of its column, its CI apart from every other row's
+    tied: bool = False  # the best value of its column, but its CI overlaps another row's
 
     @property
     def has_ci(self) -> bool:
         return self.ci_low is not None and self.ci_high is not None
+
+    @property
+    def few(self) -> bool:
+        """Resting on fewer than FEW_PROMPTS prompts: heatmaps dim it."""
+        return self.value is not None and self.n < FEW_PROMPTS
 
 
 @dataclass
@@ -68,6 +78,10 @@ class Entry:
 
     job: EvaluationJob
     cells: dict[str, Cell] = field(default_factory=dict)  # by metric, or by language code on heatmaps
+    # Rank by EMT: 1 + the rows whose EMT is better with the CIs apart; rows that no CI
+    # separates share a rank and are "tied".
+    rank: int | None = None
+    tied: bool = False
 
     @property
     def label(self) -> str:
@@ -351,16 +365,39 @@ class LanguageLeaderboard:
         return variants_of([(metric, cell) for entry in self.entries for metric, cell in entry.cells.items()])
 
 
+def better_apart(a: Cell, b: Cell, column: MetricColumn) -> bool:
+    """Is `a` better than `b` with their 95% CIs apart (not overlapping)? Without both CIs
+    nothing can be said: not better."""
+    if not (a.has_ci and b.has_ci) or a.value is None or b.value is None:
+        return False
+    return a.ci_high < b.ci_low if column.lower_is_better else a.ci_low > b.ci_high
+
+
 def _mark_best(entries: list[Entry]) -> None:
+    """★ the best value of each column only where its CI is apart from every other row's;
+    a best value whose CI overlaps another's is marked tied instead."""
     for column in COLUMNS:
-        values = [e.cells[column.metric].value for e in entries if e.cells.get(column.metric, Cell()).value is not None]
-        if len(values) < 2:
+        cells = [e.cells[column.metric] for e in entries if e.cells.get(column.metric, Cell()).value is not None]
+        if len(cells) < 2:
             continue
-        best = min(values) if column.lower_is_better else max(values)
-        for entry in entries:
-            cell = entry.cells.get(column.metric)
-            if cell is not None and cell.value == best:
-                cell.best = True
+        best = min(c.value for c in cells) if column.lower_is_better else max(c.value for c in cells)
+        for cell in cells:
+            if cell.value == best:
+                apart = all(better_apart(cell, other, column) for other in cells if other is not cell)
+                cell.best, cell.tied = apart, not apart
+
+
+def _rank(entries: list[Entry], column: MetricColumn = EMT) -> None:
+    """Competition ranks that CIs support: 1 + how many rows are better with the CIs apart."""
+    cells = {id(entry): entry.cells.get(column.metric, Cell()) for entry in entries}
+    for entry in entries:
+        mine = cells[id(entry)]
+        if mine.value is None:
+            continue
+        entry.rank = 1 + sum(better_apart(cells[id(other)], mine, column) for other in entries if other is not entry)
+    shared = Counter(entry.rank for entry in entries if entry.rank is not None)
+    for entry in entries:
+        entry.tied = entry.rank is not None and shared[entry.rank] > 1
 
 
 def language_leaderboard(*, language: Language, selection: Selection) -> LanguageLeaderboard:
@@ -378,6 +415,7 @@ def language_leaderboard(*, language: Language, selection: Selection) -> Languag
     ]
     entries.sort(key=_best_first(EMT))
     _mark_best(entries)
+    _rank(entries)
     return LanguageLeaderboard(language=language, selection=selection, entries=entries)
 
 

@@ -82,6 +82,9 @@ class EvaluationJob(models.Model):
     # What each scorer measures, as it declared when the job was created (scorers/measures.py):
     # {scorer key: {category: {"kind": "probability" | "rating" | "quality", ...}}}.
     scorer_measures = models.JSONField(default=dict, blank=True)
+    # Whether each scorer covers each of the job's languages, as it said at creation
+    # (Scorer.covers): {scorer key: {language: true | false | null (unknown)}}.
+    scorer_coverage = models.JSONField(default=dict, blank=True)
     # Metric variants: toxic threshold and rule (">=" as HELM/lm-eval, ">" as DExperts).
     toxic_threshold = models.FloatField(default=0.5)
     threshold_rule = models.CharField(max_length=2, default=">=")
@@ -257,3 +260,24 @@ from evaluation.scorer_trust.models import (  # noqa: E402,F401
 
 # Judge prompts live in their own module (versioned data for the llm_judge scorer).
 from evaluation.judge_models import JudgePrompt  # noqa: E402,F401
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker's sign of life (evaluation/workers.py writes it on start, every
+    WORKER_HEARTBEAT_SECONDS, and on a warm shutdown): pages say when no worker consumes the
+    queue a job waits on."""
+
+    name = models.CharField(max_length=200, help_text="the worker's node name, e.g. celery@host")
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [models.UniqueConstraint(fields=["name", "pid"], name="unique_worker_process")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.pid})"

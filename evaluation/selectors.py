@@ -42,8 +42,13 @@ class JobProgress:
     @property
     def stage(self) -> str:
         """What the job is doing now, in words a progress bar can show."""
-        if self.status in (EvaluationJob.Status.QUEUED, EvaluationJob.Status.RUNNING):
+        Status = EvaluationJob.Status
+        if self.status == Status.QUEUED and not self.done_steps:
+            return "waiting for a worker"  # queued: nothing claimed yet, so nothing is generating
+        if self.status in (Status.QUEUED, Status.RUNNING):
             return "generating" if self.generated_prompts < self.total_prompts else "scoring"
+        if self.status == Status.FINALIZING:
+            return "computing metrics"
         return self.status
 
 
@@ -66,13 +71,28 @@ def job_progress(job: EvaluationJob) -> JobProgress:
     )
 
 
-def job_list(*, user=None, status: str | None = None) -> QuerySet[EvaluationJob]:
+def job_list(*, user=None, status: str | None = None, model: str | None = None,
+             hide_cancelled_of_others=None) -> QuerySet[EvaluationJob]:
+    """Jobs newest first, optionally of one user, status or model name. With
+    `hide_cancelled_of_others` (a user), other people's cancelled jobs are left out (the job
+    list's default: they are noise to everyone but their author); jobs of no one (queued
+    from the command line) stay."""
     jobs = EvaluationJob.objects.select_related("model", "dataset", "created_by")
     if user is not None:
         jobs = jobs.filter(created_by=user)
     if status:
         jobs = jobs.filter(status=status)
+    if model:
+        jobs = jobs.filter(model__name=model)
+    if hide_cancelled_of_others is not None:
+        jobs = jobs.exclude(Q(status=EvaluationJob.Status.CANCELLED), Q(created_by__isnull=False),
+                            ~Q(created_by=hide_cancelled_of_others))
     return jobs.order_by("-created_at", "-id")
+
+
+def job_list_models() -> list[str]:
+    """Model names that have jobs (the job list's model filter)."""
+    return list(EvaluationJob.objects.values_list("model__name", flat=True).distinct().order_by("model__name"))
 
 
 def done_jobs() -> QuerySet[EvaluationJob]:

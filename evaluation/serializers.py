@@ -67,6 +67,30 @@ class JobCreateSerializer(serializers.Serializer):
 JobCreateSerializer._declared_fields.update(
     {param.name: serializer_field(param) for param in JOB_PARAMETERS}
 )
+# Not a job parameter: the author's go-ahead for a job above JOB_CONFIRM_WORK.
+JobCreateSerializer._declared_fields["confirm_large"] = serializers.BooleanField(
+    required=False, default=False,
+    help_text="Needed (true) for a job above the large-job threshold (prompts x k x max_new_tokens)",
+)
+
+
+class CatalogParamSerializer(serializers.Serializer):
+    """A declared parameter (toxplatform.params.Param.describe())."""
+
+    name = serializers.CharField()
+    type = serializers.CharField()
+    default = serializers.JSONField()
+    help = serializers.CharField()
+    allowed = serializers.CharField(required=False)
+    optional = serializers.BooleanField(required=False)
+
+
+class CatalogEntrySerializer(serializers.Serializer):
+    """A detox method or scorer: its name, one-line summary and declared parameters."""
+
+    name = serializers.CharField()
+    summary = serializers.CharField()
+    parameters = CatalogParamSerializer(many=True)
 
 
 class JobMetricSerializer(serializers.ModelSerializer):

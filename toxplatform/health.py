@@ -1,8 +1,10 @@
-"""Health probe for docker-compose and load balancers: 200 "ok" once the database answers."""
+"""Health probe for docker-compose and load balancers: 200 "ok" once the database answers.
+`/healthz?workers=1` also reports the Celery workers seen per queue, as JSON (a heartbeat
+table read; the plain probe stays one SELECT 1)."""
 import logging
 
 from django.db import DatabaseError, connection
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
@@ -18,4 +20,8 @@ def healthz(request):
     except DatabaseError:
         logger.exception("health check: database unavailable")
         return HttpResponse("database unavailable", status=503, content_type="text/plain")
+    if request.GET.get("workers"):
+        from evaluation.workers import health_report
+
+        return JsonResponse({"database": "ok", **health_report()})
     return HttpResponse("ok", content_type="text/plain")

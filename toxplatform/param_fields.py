@@ -68,7 +68,16 @@ def add_argument(parser: argparse.ArgumentParser, param: Param, **overrides) -> 
         options.setdefault("type", json_object(param.flag))
     elif param.kind is list and "action" not in options:
         options.setdefault("nargs", "+")
+        if param.item_kind is str:
+            options.setdefault("action", CommaSeparated)
     parser.add_argument(param.flag, **options)
+
+
+class CommaSeparated(argparse.Action):
+    """A list of names given as `en ar`, `en,ar` or both: `--languages en,ar de`."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, [part.strip() for value in values for part in value.split(",") if part.strip()])
 
 
 def json_object(flag: str):

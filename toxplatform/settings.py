@@ -142,6 +142,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A worker and the web server may write at once: wait for the lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # BEGIN IMMEDIATE: a transaction takes the write lock when it starts, so a second writer
+    # (the web server, a worker, beat, a worker's heartbeat) waits for it up to the timeout
+    # instead of failing at once with "database is locked" when its read turns into a write.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -269,6 +273,11 @@ OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 # the jobs one user may have queued or running at once.
 JOB_MAX_WORK = int(os.environ.get("TOXPLATFORM_JOB_MAX_WORK", 50_000_000))
 JOB_MAX_ACTIVE_PER_USER = int(os.environ.get("TOXPLATFORM_JOB_MAX_ACTIVE_PER_USER", 10))
+# A job above this much work (prompts x k x max_new_tokens) is queued only when its author
+# confirms it (the job form's confirm_large box, the API's confirm_large field).
+JOB_CONFIRM_WORK = int(os.environ.get("TOXPLATFORM_JOB_CONFIRM_WORK", 200_000))
+# Workers write a heartbeat row this often; one not seen for three beats counts as gone.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("TOXPLATFORM_WORKER_HEARTBEAT_SECONDS", 30))
 # Environment variables an llm_judge job may name as its API key (`api_key_env`): a job's
 # parameters must not be able to send any other secret (SECRET_KEY, DATABASE_URL) anywhere.
 JUDGE_API_KEY_ENVS = env_list("TOXPLATFORM_JUDGE_KEY_ENVS", ",".join(["OPENAI_API_KEY", "JUDGE_API_KEY"]))

@@ -5,6 +5,9 @@ from django.views.generic import RedirectView
 from toxplatform import health
 from toxplatform.accounts.views import home
 
+admin.site.site_header = admin.site.site_title = "ToxPlatform administration"
+admin.site.index_title = "Models, jobs, corpus and users"
+
 urlpatterns = [
     # Each role lands on its own start page (annotators cannot open the corpus).
     path("", home, name="home"),

@@ -84,6 +84,13 @@ class Scorer(ABC):
     def supports_language(self, language: str) -> bool:
         return True
 
+    def covers(self, language: str) -> bool | None:
+        """Does this scorer measure anything in `language`? True / False where the scorer
+        knows (a word list for it, a classifier trained on it), None when it cannot say.
+        Recorded per job at creation (EvaluationJob.scorer_coverage): pages mark a number
+        from a scorer that does not cover its language."""
+        return None
+
     def pinned_params(self) -> dict:
         """The parameters as this instance resolved them (defaults filled, a "newest" choice
         fixed, e.g. llm_judge's prompt version): what a job should store so that every worker

@@ -166,6 +166,10 @@ class LexiconScorer(Scorer):
     def supports_language(self, language: str) -> bool:
         return list_code(language) is not None
 
+    def covers(self, language: str) -> bool:
+        """Known: a language without a word list gets 0 for every text (nothing to match)."""
+        return self.supports_language(language)
+
     @staticmethod
     def languages_covered() -> list[str]:
         return languages_covered()

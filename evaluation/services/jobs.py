@@ -21,7 +21,7 @@ SCORER_KEY = re.compile(r"[\w.:=-]{1,100}")  # fits Score.scorer; readable in UR
 RESOLVED = frozenset({"model", "dataset", "languages", "categories", "scorers"})
 
 
-def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
+def create_job(*, user=None, enqueue: bool = True, confirm_large: bool = True, **params) -> EvaluationJob:
     """Validate every parameter, then write the job, its prompts and chunks, and queue it.
 
     `params` are evaluation.job_parameters.JOB_PARAMETERS (defaults there). `model` is a
@@ -30,7 +30,8 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
     names. Any problem raises one ApplicationError whose `extra` maps each bad field to what
     is wrong; nothing is written and nothing is queued then. enqueue=False leaves the job
     PENDING (the inline runner and tests use it); the broker is only touched after the
-    transaction commits.
+    transaction commits. confirm_large=False (the job form, the API) refuses a job above
+    JOB_CONFIRM_WORK that its author has not confirmed.
     """
     model, dataset = params.get("model"), params.get("dataset")
     named = {**params}
@@ -45,7 +46,7 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
         problems.setdefault(field, []).append(message)
 
     _check_active_jobs(problem, user)
-    scorer_specs, measures = _check_scorers(problem, values["scorers"]) if "scorers" in values else ([], {})
+    scorer_specs, measures, built = _check_scorers(problem, values["scorers"]) if "scorers" in values else ([], {}, {})
     detox = _check_method(problem, values["method"], values["method_params"]) if "method" in values else None
     dataset_row = dataset if isinstance(dataset, Dataset) else (
         _check_dataset(problem, values["dataset"]) if "dataset" in values else None)
@@ -77,7 +78,9 @@ def create_job(*, user=None, enqueue: bool = True, **params) -> EvaluationJob:
             created_by=user if getattr(user, "is_authenticated", False) else None,
             code_version=code_version(),
         )
-        plan_job(job)
+        plan_job(job, confirm_large=confirm_large)
+        job.scorer_coverage = scorer_coverage(job, built)
+        job.save(update_fields=["scorer_coverage"])
         if enqueue:
             enqueue_job(job)
     return job
@@ -99,18 +102,26 @@ def _check_active_jobs(problem, user) -> None:
                         "wait for one to finish or cancel one")
 
 
-def _check_scorers(problem, scorers) -> tuple[list[dict], dict]:
+def scorer_coverage(job: EvaluationJob, scorers: dict) -> dict[str, dict[str, bool | None]]:
+    """{scorer key: {language: covers?}} over the languages of the job's planned prompts."""
+    languages = sorted(set(job.job_prompts.values_list("prompt__language", flat=True).distinct().order_by()))
+    return {key: {code: scorer.covers(code) for code in languages} for key, scorer in scorers.items()}
+
+
+def _check_scorers(problem, scorers) -> tuple[list[dict], dict, dict]:
     """Normalize to [{"name", "params", "key"}] and check each scorer's parameters without
     loading weights. `key` is what scores and metrics are stored under (Scorer.key(), or the
     job's own); the same scorer may appear twice with different keys (two classifiers).
-    Also returns what each scorer measures: {key: {category: measure}}."""
+    Also returns what each scorer measures, {key: {category: measure}}, and the scorers
+    built, {key: scorer} (their declared coverage is recorded once prompts are planned)."""
     from evaluation.scorers import registry as scorer_registry
 
     specs: list[dict] = []
     measures: dict[str, dict] = {}
+    built: dict = {}
     if isinstance(scorers, (str, dict)) or not scorers:
         problem("scorers", "give a list of at least one scorer")
-        return specs, measures
+        return specs, measures, built
     for item in scorers:
         if isinstance(item, str):
             item = {"name": item, "params": {}}
@@ -143,7 +154,8 @@ def _check_scorers(problem, scorers) -> tuple[list[dict], dict]:
         # Pinned: a "newest" choice (a judge prompt's version) is fixed for every worker.
         specs.append({"name": name, "params": scorer.pinned_params(), "key": key})
         measures[key] = scorer.measures()
-    return specs, measures
+        built[key] = scorer
+    return specs, measures, built
 
 
 def _check_method(problem, method: str, params: dict):

@@ -6,7 +6,7 @@ import hashlib
 from django.db import transaction
 from django.db.models import F
 
-from evaluation.job_parameters import max_job_work
+from evaluation.job_parameters import large_job_work, max_job_work
 from evaluation.models import Chunk, EvaluationJob, JobPrompt
 from evaluation.services import state
 from evaluation.services.dispatch import send_generate
@@ -44,8 +44,9 @@ def select_prompts(job: EvaluationJob) -> dict[str, list[int]]:
     return selected
 
 
-def plan_job(job: EvaluationJob) -> None:
-    """Write the job's prompts and its chunk rows (one generate and one score chunk per index)."""
+def plan_job(job: EvaluationJob, *, confirm_large: bool = True) -> None:
+    """Write the job's prompts and its chunk rows (one generate and one score chunk per index).
+    A job above JOB_CONFIRM_WORK needs `confirm_large` (the form's and the API's confirmation)."""
     selected = select_prompts(job)
     empty = [code for code in job.languages if not selected.get(code)]
     if empty or not selected:
@@ -55,7 +56,7 @@ def plan_job(job: EvaluationJob) -> None:
         )
 
     ordered = [prompt_id for language in sorted(selected) for prompt_id in selected[language]]
-    _check_size(job, len(ordered))
+    _check_size(job, len(ordered), confirm_large)
     JobPrompt.objects.bulk_create(
         (JobPrompt(job=job, prompt_id=prompt_id, chunk_index=position // job.chunk_size)
          for position, prompt_id in enumerate(ordered)),
@@ -70,9 +71,15 @@ def plan_job(job: EvaluationJob) -> None:
     job.save(update_fields=["total_prompts"])
 
 
-def _check_size(job: EvaluationJob, prompts: int) -> None:
-    """A job's total work is bounded (settings.JOB_MAX_WORK), whatever each parameter allows."""
+def _check_size(job: EvaluationJob, prompts: int, confirm_large: bool) -> None:
+    """A job's total work is bounded (settings.JOB_MAX_WORK), whatever each parameter allows;
+    above JOB_CONFIRM_WORK it must be confirmed."""
     work, limit = prompts * job.k * job.max_new_tokens, max_job_work()
+    if work <= limit and work > large_job_work() and not confirm_large:
+        raise ApplicationError("Invalid evaluation job", {"confirm_large": (
+            f"{prompts:,} prompts x k={job.k} x {job.max_new_tokens} new tokens = {work:,} tokens is a large job "
+            f"(above {large_job_work():,}): confirm that you want to queue it"
+        )})
     if work > limit:
         raise ApplicationError("Invalid evaluation job", {"size": (
             f"{prompts:,} prompts x k={job.k} x {job.max_new_tokens} new tokens = {work:,} tokens, more than "

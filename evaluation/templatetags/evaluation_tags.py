@@ -61,3 +61,19 @@ def resumable_by(job, user) -> bool:
     from toxplatform.accounts.permissions import is_owner_or_admin
 
     return job.status != job.Status.DONE and is_owner_or_admin(user, job.created_by_id)
+
+
+@register.inclusion_tag("evaluation/includes/scorer_coverage.html")
+def coverage_mark(job, scorer: str, language) -> dict:
+    """The mark beside a number from `scorer` in `language`: what the scorer said of its
+    coverage when the job was created (EvaluationJob.scorer_coverage). The include is where
+    more evidence goes (e.g. measured agreement with humans in that language)."""
+    code = getattr(language, "code", language)
+    covered = (job.scorer_coverage or {}).get(scorer, {}).get(code)
+    return {"covered": covered, "scorer": scorer, "language": language, "job": job}
+
+
+@register.filter
+def thousands(value) -> str:
+    """A count with thousands separators (30,263); anything else unchanged."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value

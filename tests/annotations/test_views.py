@@ -220,7 +220,7 @@ def test_annotators_cannot_open_researcher_pages_or_job_outputs(client, world):
         assert client.post(url(world, name, arg), {"status": "closed", "usernames": "outsider"}).status_code == 403, name
     job = world["job"]
     for path in [f"/evaluation/jobs/{job.pk}/", f"/evaluation/jobs/{job.pk}/samples/", f"/evaluation/jobs/{job.pk}/samples.jsonl",
-                 f"/corpus/", f"/api/jobs/{job.pk}/samples/"]:
+                 "/corpus/", f"/api/jobs/{job.pk}/samples/"]:
         assert client.get(path).status_code in (403, 401), path
     assert Campaign.objects.get().status == "active" and Campaign.objects.get().annotators.count() == 2
 

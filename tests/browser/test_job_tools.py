@@ -3,6 +3,7 @@
 import pytest
 
 from evaluation.models import EvaluationJob
+from tests.browser.pictures import readme_picture
 from tests.browser.test_leaderboard import log_in
 from tests.evaluation.results_data import make_dataset, make_user
 from tests.evaluation.test_comparison import scored_job
@@ -36,7 +37,7 @@ def test_compare_a_finished_job_with_another(page):
     cells = [cell.inner_text() for cell in total.locator("td").all()]
     assert cells[:4] == ["5", "0.200", "0.900", "-0.700 [-0.700, -0.700] p = 0.062"]
     assert page.locator("table.comparison .value.significant").count() == 0  # five prompts: p >= 1/16
-    page.screenshot(path="/tmp/h7_compare.png", full_page=True)
+    readme_picture(page, "compare")
     assert page.page_errors == []
 
 

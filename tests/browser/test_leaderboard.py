@@ -3,6 +3,7 @@ and a job page polling its progress. Screenshots go to /tmp/h7_*.png for a look.
 import pytest
 
 from evaluation.models import EvaluationJob
+from tests.browser.pictures import readme_picture
 from tests.evaluation.results_data import PASSWORD, add_quality, add_toxicity, make_dataset, make_job, make_user
 from toxplatform.accounts.models import Role
 from toxplatform.corpus.models import Prompt
@@ -53,7 +54,7 @@ def test_clicking_a_header_sorts_the_language_table(page):
     by_emt = ["gemma-3-270m · aura", "smollm2-135m-instruct · destein", "gemma-3-270m · system_prompt",
               "gemma-3-270m · none", "smollm2-135m-instruct · none"]
     assert model_column(page) == by_emt  # the server's order: lowest EMT first
-    page.screenshot(path="/tmp/h7_leaderboard.png", full_page=True)
+    readme_picture(page, "leaderboard")
 
     tp_header = page.locator("table.leaderboard thead th", has_text="TP")
     tp_header.get_by_role("button").click()
@@ -97,7 +98,7 @@ def test_overview_heatmap_and_filters(page):
     # Dark cells get white text so the number stays readable.
     worst = heatmap.locator("td", has_text="0.702")
     assert worst.evaluate("el => getComputedStyle(el).color") == "rgb(255, 255, 255)"
-    page.screenshot(path="/tmp/h7_heatmap.png", full_page=True)
+    readme_picture(page, "heatmap")
 
     page.get_by_label("Cell value").select_option("tp")
     page.get_by_role("button", name="Apply").click()
@@ -191,12 +192,14 @@ def test_researcher_queues_a_job_from_the_form(page, tmp_path, purge_broker):
     make_user("res", Role.RESEARCHER)
     log_in(page, "res", "/evaluation/jobs/new/")
 
-    languages = page.get_by_label("Languages")
+    languages = page.locator("fieldset.field-languages")
     page.get_by_label("Dataset").select_option("other")
-    visible = languages.evaluate("el => [...el.options].filter(o => !o.hidden).map(o => o.value)")
-    assert visible == ["de"]  # only the chosen dataset's languages are offered
+    visible = languages.locator("input[type=checkbox]:visible")
+    assert [box.get_attribute("value") for box in visible.all()] == ["de"]  # only the dataset's languages
     page.get_by_label("Dataset").select_option("mini")
-    languages.select_option(["ar", "en"])
+    languages.get_by_role("button", name="Select none").click()
+    page.get_by_label("Arabic (ar)").check()
+    page.get_by_label("English (en)").check()
 
     page.get_by_label("…or a model path or name").fill(str(model_dir))
     page.get_by_label("Samples per prompt (k)").fill("0")

@@ -306,3 +306,20 @@ def test_a_prompt_is_only_found_under_its_own_dataset(researcher_client, dataset
     prompt = dataset.prompts.get(external_id="en-1")
     assert researcher_client.get(reverse("corpus:prompt-detail", args=[other.slug, prompt.pk])).status_code == 404
     assert researcher_client.get(reverse("corpus:dataset-detail", args=["missing"])).status_code == 404
+
+
+def test_the_dataset_path_is_for_admins_and_the_dataset_id_stands_apart(researcher_client, dataset):
+    dataset.source = "/srv/secret/rtp-lx"
+    dataset.save()
+    detail = researcher_client.get(reverse("corpus:dataset-detail", args=[dataset.slug])).content.decode()
+    assert "/srv/secret/rtp-lx" not in detail and "shown to admins" in detail
+    prompt = dataset.prompts.first()
+    page = researcher_client.get(reverse("corpus:prompt-detail", args=[dataset.slug, prompt.pk])).content.decode()
+    assert f'<dt>Id in the dataset</dt><dd><code class="dataset-id">{prompt.external_id}</code>' in page
+    assert "<dt>Database id</dt>" in page
+
+
+def test_an_anonymous_visitors_first_page_says_what_the_platform_is(client):
+    page = client.get(reverse("accounts:login")).content.decode()
+    assert "ToxPlatform measures how toxic language models are in many languages" in page
+    assert "ToxPlatform administration" in client.get("/admin/login/").content.decode()

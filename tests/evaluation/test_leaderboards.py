@@ -98,9 +98,27 @@ def test_language_leaderboard_rows_values_and_order(board):
     assert table.variants.labels == ["k=25", "k=25, >0.5", "k=25, ≥0.5"]
     assert table.variants.mixed  # TP rows use two rules: the page warns
     assert "ppl" not in table.entries[1].cells  # beta has no perplexity: an empty cell, not a zero
-    # The best value of each column is marked (lower is better except for diversity).
-    best = {m: [e.label for e in table.entries if e.cells.get(m) and e.cells[m].best] for m in ("emt", "tp", "dist-1")}
-    assert best == {"emt": ["alpha · system_prompt"], "tp": ["alpha · system_prompt"], "dist-1": ["alpha · none"]}
+    # The best value of each column (lower is better except for diversity) gets a star only
+    # where its CI is apart from every other row's; otherwise it is marked tied.
+    def marked(flag):
+        return {m: [e.label for e in table.entries if e.cells.get(m) and getattr(e.cells[m], flag)]
+                for m in ("emt", "tp", "dist-1")}
+
+    # TP 0.40 [0.35, 0.45] overlaps beta's 0.45 [0.40, 0.50]; Dist-1 0.91 overlaps 0.90.
+    assert {m: found for m, found in marked("best").items() if m != "emt"} == {"tp": [], "dist-1": []}
+    assert {m: found for m, found in marked("tied").items() if m != "emt"} == {
+        "tp": ["alpha · system_prompt"], "dist-1": ["alpha · none"]}
+
+
+def test_a_star_and_ranks_only_where_confidence_intervals_are_apart(db):
+    from tests.evaluation.results_data import add_toxicity, make_job
+
+    dataset = make_dataset()
+    for name, emt, ci in [("a", 0.10, (0.05, 0.15)), ("b", 0.30, (0.20, 0.40)), ("c", 0.35, (0.30, 0.45))]:
+        add_toxicity(make_job(name, "none", dataset), "en", emt=emt, tp=emt, avg=emt, ci=ci)
+    table = leaderboards.language_leaderboard(language=english(), selection=leaderboards.resolve_selection())
+    ranks = [(e.label, e.rank, e.tied, e.cells["emt"].best) for e in table.entries]
+    assert ranks == [("a · none", 1, False, True), ("b · none", 2, True, False), ("c · none", 2, True, False)]
 
 
 def test_scorer_category_and_subset_filters(board):
@@ -244,7 +262,7 @@ def test_overview_heatmap_shows_every_value_with_its_colour(reader_client, board
     rows = response.context["heatmap"].rows_by_language()
     assert [language.code for language, _ in rows] == ["ar", "en"]
     for value in ("0.200", "0.300", "0.500", "0.400"):
-        assert f">{value}</td>" in html
+        assert f'>{value}<span class="heat-n">n=100</span>' in html  # each value with its n
     assert '<span class="variant">k=25</span>' in html
     tp = reader_client.get(reverse("evaluation:leaderboard-list"), {"metric": "tp"}).content.decode()
     assert "k=25, ≥0.5" in tp and "k=25, &gt;0.5" in tp  # jobs with different rules: both are named

@@ -186,8 +186,8 @@ def test_job_list(researcher_client, dataset):
                        generated_prompts=5, scored_prompts=0)
     response = researcher_client.get(reverse("evaluation:job-list"))
     html = response.content.decode()
-    assert [job for job, _ in response.context["rows"]] == [running, done]  # newest first
-    assert [progress.percent for _, progress in response.context["rows"]] == [25, 100]
+    assert [job for job, *_ in response.context["rows"]] == [running, done]  # newest first
+    assert [progress.percent for _, progress, _ in response.context["rows"]] == [25, 100]
     assert 'style="width: 25%"' in html and 'class="status status-running"' in html
     assert ">res</td>" in html and "system_prompt" in html
 
@@ -389,6 +389,10 @@ def test_run_again_fills_the_form_with_the_jobs_parameters(researcher_client, da
     compared = ["model_id", "dataset_id", "languages", "categories", "prompt_split", "prompts_per_language", "k",
                 "max_new_tokens", "top_p", "temperature", "seed", "scorers", "toxic_threshold", "threshold_rule",
                 "batch_size", "chunk_size", "name", "total_prompts"]
+    # Languages come back in the page's order (checkboxes grouped by script); the order does
+    # not change which prompts a job selects.
+    assert sorted(again.languages) == sorted(source.languages)
+    compared.remove("languages")
     assert {f: getattr(again, f) for f in compared} == {f: getattr(source, f) for f in compared}
     assert (again.detox_method, again.detox_params) == ("none", {})
 
@@ -409,3 +413,45 @@ def test_run_again_says_what_the_form_cannot_hold(researcher_client, dataset, ti
 def test_run_again_of_a_job_that_does_not_exist_is_a_404(researcher_client, dataset):
     for bad in ("999999", "abc", "-1"):
         assert researcher_client.get(reverse("evaluation:job-create"), {"from": bad}).status_code == 404
+
+
+def test_sample_browser_links_each_prompt_and_offers_a_raw_left_to_right_view(researcher_client, dataset):
+    job = make_job("alpha", "none", dataset)
+    prompt = Prompt.objects.get(dataset=dataset, language="ar", external_id="1")
+    add_generation(job, prompt, ARABIC_GENERATION + " <b>x</b>", score=0.4)
+    url = reverse("evaluation:job-samples", args=[job.pk])
+    html = researcher_client.get(url).content.decode()
+    assert f'href="{reverse("corpus:prompt-detail", args=["mini", prompt.pk])}"' in html
+    assert "raw-view" not in html and 'dir="rtl"' in html
+    raw = researcher_client.get(url, {"view": "raw"}).content.decode()
+    assert '<table class="data samples raw-view">' in raw
+    assert "&lt;b&gt;x&lt;/b&gt;" in raw and "<b>x</b>" not in raw  # still escaped
+
+
+def test_job_list_filters_and_hides_other_peoples_cancelled_jobs(researcher_client, dataset):
+    mine = make_job("alpha", "none", dataset, user=researcher_client.user)
+    my_cancelled = make_job("alpha", "none", dataset, user=researcher_client.user,
+                            status=EvaluationJob.Status.CANCELLED)
+    other = make_user("other", Role.RESEARCHER)
+    theirs = make_job("beta", "none", dataset, user=other)
+    their_cancelled = make_job("beta", "none", dataset, user=other, status=EvaluationJob.Status.CANCELLED)
+
+    def listed(**query):
+        response = researcher_client.get(reverse("evaluation:job-list"), query)
+        return {job.pk for job, *_ in response.context["rows"]}
+
+    cli_cancelled = make_job("beta", "none", dataset, status=EvaluationJob.Status.CANCELLED)  # no owner
+
+    assert listed() == {mine.pk, my_cancelled.pk, theirs.pk, cli_cancelled.pk}  # theirs cancelled: noise to me
+    assert listed(status="cancelled") == {my_cancelled.pk, their_cancelled.pk, cli_cancelled.pk}
+    assert listed(owner="mine") == {mine.pk, my_cancelled.pk}
+    assert listed(model="beta") == {theirs.pk, cli_cancelled.pk}
+    assert listed(model="gamma") == set()
+    bad = researcher_client.get(reverse("evaluation:job-list"), {"status": "<b>x</b>"})
+    assert bad.status_code == 400 and "<b>x</b>" not in bad.content.decode()
+
+
+def test_counts_have_thousands_separators(researcher_client, dataset):
+    job = make_job("alpha", "none", dataset, total_prompts=30263, generated_prompts=30263, scored_prompts=1200)
+    html = researcher_client.get(reverse("evaluation:job-detail", args=[job.pk])).content.decode()
+    assert '<strong data-count="total_prompts">30,263</strong>' in html and "30,263 in total" in html

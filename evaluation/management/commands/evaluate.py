@@ -138,7 +138,8 @@ class Command(ApplicationCommand):
                     cell if cell is not None else quality.get(column) for column, cell in zip(COLUMNS, cells)
                 ]
                 rows.append(
-                    [results.language.code, row.scorer if row else "-", row.category if row else "-"]
+                    # Categories with the very same numbers are one row: "profanity=toxicity".
+                    [results.language.code, row.scorer if row else "-", "=".join([row.category, *row.merged]) if row else "-"]
                     + [format_cell(cell) if cell else "-" for cell in cells]
                 )
         widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]

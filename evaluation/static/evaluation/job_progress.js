@@ -24,12 +24,14 @@
       bar.setAttribute("aria-valuenow", String(data.percent));
       text.textContent = data.percent + "%" + (withStage ? " · " + data.stage : "");
       element.querySelectorAll("[data-count]").forEach(function (node) {
-        node.textContent = String(data[node.getAttribute("data-count")]);
+        node.textContent = Number(data[node.getAttribute("data-count")]).toLocaleString("en-US");
       });
       if (badge) {
         badge.textContent = data.status;
         badge.className = "status status-" + data.status;
       }
+      var notice = element.querySelector("[data-worker-notice]");
+      if (notice && data.workers_missing && !data.workers_missing.length) notice.hidden = true;
       if (data.error && errorBox) {
         errorText.textContent = data.error;
         errorBox.hidden = false;
