@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from django.shortcuts import get_object_or_404
 from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -202,7 +203,7 @@ class CatalogViewSet(viewsets.ViewSet):
     """What a job can name: each entry's one-line summary and declared parameters (type,
     default, allowed values, help), as the job form shows them."""
 
-    permission_classes = RESEARCHER_API  # the job form's choices: for those who queue jobs
+    permission_classes = [IsAuthenticated]  # declarations only, no job data
     describe = staticmethod(catalog.methods)
 
     @extend_schema(responses=CatalogEntrySerializer(many=True))
