@@ -4,33 +4,36 @@ and language leaderboards.
 Jobs need the Researcher role, and cancelling one its owner (or an admin); leaderboards need
 the Researcher role unless an operator makes them public.
 """
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from django.shortcuts import get_object_or_404
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from evaluation import catalog, comparison, exports, leaderboards, selectors, services
 from evaluation.serializers import (
     CatalogEntrySerializer,
     ComparisonSerializer,
-    LanguageLeaderboardSerializer,
     JobCreateSerializer,
     JobDetailSerializer,
     JobMetricSerializer,
     JobProgressSerializer,
     JobSampleSerializer,
     JobSerializer,
+    LanguageLeaderboardSerializer,
 )
-from toxplatform.accounts.permissions import RESEARCHER_API, CanReadLeaderboards, is_owner_or_admin
+from toxplatform.accounts.permissions import (
+    RESEARCHER_API,
+    CanReadLeaderboards,
+    is_owner_or_admin,
+)
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
 from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
 from toxplatform.validation import parse_id
-
 
 METRIC_FILTERS = [
     OpenApiParameter("language", OpenApiTypes.STR, description="BCP-47 code"),
