@@ -1,13 +1,15 @@
 """The methods leaderboard as a page, a CSV file and an API endpoint (evaluation/method_board.py)."""
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.response import Response
 
 from evaluation import exports, method_board
 from evaluation.models import EvaluationJob
-from toxplatform.corpus.models import Language
 from toxplatform.accounts.permissions import CanReadLeaderboards, leaderboard_access
+from toxplatform.corpus.models import Language
 from toxplatform.errors import ApplicationError
 from toxplatform.middleware import plain_text_errors
 
@@ -48,6 +50,11 @@ class MethodLeaderboardViewSet(viewsets.ViewSet):
 
     permission_classes = [CanReadLeaderboards]
 
+    @extend_schema(
+        parameters=[OpenApiParameter(name, str, required=name in ("language", "model", "dataset"))
+                    for name in ("language", "model", "dataset", "scorer", "category", "perplexity_scorer", "k", "rule")],
+        responses=OpenApiTypes.OBJECT,
+    )
     def list(self, request):
         code = request.query_params.get("language", "")
         language = Language.objects.filter(code=code).first()

@@ -205,6 +205,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status": each enum gets its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "evaluation.models.EvaluationJob.Status",
+        "ChunkStatusEnum": "evaluation.models.Chunk.Status",
+        "CampaignStatusEnum": "annotations.models.Campaign.Status",
+        "RunStatusEnum": "evaluation.scorer_trust.models.RunStatus",
+    },
 }
 
 # Shared by every process: login throttles and API rate limits count here. Redis in

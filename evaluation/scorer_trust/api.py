@@ -1,7 +1,8 @@
 """Scorer-trust API: training runs, scorer evaluations, imported scores (Researcher role) and
 the judge leaderboard (any signed-in user). ApplicationError -> 400 {"message", "extra"}."""
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -11,7 +12,11 @@ from rest_framework.response import Response
 from evaluation.scorer_trust import imports, scorer_evaluation, selectors, training
 from evaluation.scorer_trust.agreement_table import json_results
 from evaluation.scorer_trust.labels import DEFAULT_RULE
-from evaluation.scorer_trust.models import ImportedScoreSet, ScorerEvaluation, TrainingRun
+from evaluation.scorer_trust.models import (
+    ImportedScoreSet,
+    ScorerEvaluation,
+    TrainingRun,
+)
 from evaluation.scorers import encoders
 from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
@@ -174,6 +179,8 @@ class JudgeLeaderboardViewSet(viewsets.ViewSet):
     def _recommendation(rec) -> dict:
         return {"scorer": rec.best.scorer if rec.good else None, "good": rec.good, "message": rec.message}
 
+    @extend_schema(operation_id="judges_list", responses=OpenApiTypes.OBJECT,
+                   parameters=[OpenApiParameter("category", str, description="harm category slug")])
     def list(self, request):
         board = selectors.overview(request.query_params.get("category", selectors.HEADLINE_CATEGORY))
         return Response({
@@ -183,6 +190,8 @@ class JudgeLeaderboardViewSet(viewsets.ViewSet):
                            "scorers": [self._cell(cell) for cell in row.cells.values()]} for row in board.rows],
         })
 
+    @extend_schema(operation_id="judges_language", responses=OpenApiTypes.OBJECT,
+                   parameters=[OpenApiParameter("id", str, OpenApiParameter.PATH, description="language code")])
     def retrieve(self, request, pk=None):
         language = get_object_or_404(Language, code=pk)
         board = selectors.language_board(language.code)

@@ -58,6 +58,6 @@ def test_docs_page_loads_everything_from_this_server(signed_in):
         assert client.get(asset).status_code == 200, asset
 
 
-def test_docs_page_links_back_to_the_site(client):
-    html = client.get(reverse("api:docs")).content.decode()
+def test_docs_page_links_back_to_the_site(signed_in):
+    html = signed_in.get(reverse("api:docs")).content.decode()
     assert '<a href="/"' in html and "← ToxPlatform" in html and 'id="swagger-ui"' in html

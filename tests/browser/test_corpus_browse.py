@@ -68,7 +68,7 @@ def test_an_annotator_is_turned_away_from_the_corpus(page):
     page.get_by_label("Username").fill("ann")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/accounts/profile/")  # not a 403 right after logging in
+    page.wait_for_url("**/annotations/")  # an annotator's home: their queue (not a 403 right after logging in)
     response = page.goto("/corpus/mini/prompts/")
     assert response.status == 403
     assert page.get_by_role("heading", name="Not allowed").is_visible()

@@ -114,7 +114,7 @@ def test_healthz_reports_workers_only_when_asked(db):
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_real_worker_beats_on_start_and_says_when_it_stops(tmp_path):
     worker = CeleryWorker(log_path=tmp_path / "worker.log", queue_names=("score",),
                           env={"TOXPLATFORM_WORKER_HEARTBEAT_SECONDS": "1"})
