@@ -7,14 +7,14 @@ the task again). Cancel is a flag checked between batches.
 """
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-
 from django.db.models import Q
 from django.utils import timezone
 
 from evaluation.scorer_trust.models import RunStatus
+from evaluation.services.claims import (  # one notion of who holds a claim
+    claim_token,
+    holder_is_dead,
+)
 from toxplatform.errors import ApplicationError
 
 
@@ -22,39 +22,14 @@ class Cancelled(Exception):
     """The run's cancel flag was set; it ends CANCELLED."""
 
 
-def _token() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-
-
-def _holder_is_dead(token: str) -> bool:
-    try:
-        host, pid, _ = token.rsplit(":", 2)
-        pid = int(pid)
-    except ValueError:
-        return False
-    if host != socket.gethostname() or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return False
-
-
 def claim(model, pk: int):
     """The row, now RUNNING for this process; None when it is finished or held by a live process."""
     row = model.objects.filter(pk=pk).first()
     if row is None or row.is_terminal:
         return None
-    token = _token()
+    token = claim_token()
     allowed = Q(status=RunStatus.QUEUED)
-    if row.status == RunStatus.RUNNING and _holder_is_dead(row.worker):
+    if row.status == RunStatus.RUNNING and holder_is_dead(row.worker):
         allowed |= Q(status=RunStatus.RUNNING, worker=row.worker)
     won = model.objects.filter(Q(pk=pk) & allowed).update(
         status=RunStatus.RUNNING, worker=token, started_at=timezone.now(), error=""

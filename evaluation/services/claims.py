@@ -34,7 +34,7 @@ def max_chunk_attempts() -> int:
     return getattr(settings, "EVALUATION_CHUNK_MAX_ATTEMPTS", 3)
 
 
-def _claim_token() -> str:
+def claim_token() -> str:
     """Who holds a claim: host and pid (to spot a dead holder on this host) plus a nonce."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
@@ -89,7 +89,7 @@ def claim_chunk(chunk_id: int) -> Chunk | None:
     if chunk.attempts >= max_chunk_attempts() and Chunk.objects.filter(claimable, pk=chunk_id).exists():
         state.fail_chunk_and_job(chunk, _out_of_attempts_message(chunk))
         return None
-    if not state.claim(chunk_id, claimable, token=_claim_token(), now=now, deadline=now + _claim_lease(),
+    if not state.claim(chunk_id, claimable, token=claim_token(), now=now, deadline=now + _claim_lease(),
                        max_attempts=max_chunk_attempts()):
         return None
     state.start_job(chunk.job_id, now)

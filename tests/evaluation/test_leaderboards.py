@@ -289,6 +289,8 @@ def test_language_page_table_and_chart(reader_client, board):
     assert html.count('class="chart-whisker"') == 9
     # Readers are researchers: each row links to its job page.
     assert reverse("evaluation:job-detail", args=[board["alpha_none"].pk]) in html
+    # How far the scorer can be trusted in English: no scorer evaluation has run, so it says so.
+    assert 'class="trust trust-unmeasured"' in html and "not measured" in html
 
 
 def test_language_table_as_csv_is_the_page_with_its_filters(reader_client, board):
