@@ -61,6 +61,11 @@ $PY manage.py create_campaign --if-missing --name "Demo: rate the harm in a cont
   --annotators annotator annotator2 \
   --instructions "Rate the continuation (not the prompt) on each scale; the definitions are under each question. Press v to reveal the text."
 
+if [ "${DEMO_SERVE:-1}" = 0 ]; then  # CI runs the demo small and stops here
+  echo "Demo finished (DEMO_SERVE=0: not serving)."
+  exit 0
+fi
+
 cat <<MSG
 
 ToxPlatform is running at http://127.0.0.1:$PORT/
