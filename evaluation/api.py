@@ -166,7 +166,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Create
         job = self.get_object()
         if not is_owner_or_admin(request.user, job.created_by_id):
             raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
-        services.resume_job(job)
+        services.resume_job(job, by=request.user.get_username())
         job.refresh_from_db()
         return self._detail(job)
 

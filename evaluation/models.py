@@ -101,8 +101,15 @@ class EvaluationJob(models.Model):
     )
     code_version = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="the first start (a resume keeps it)")
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When finalize was last sent: the sweeper sends it again if the job is still not DONE
+    # some time later (its message lost, or its worker died while computing the metrics).
+    finalize_sent_at = models.DateTimeField(null=True, blank=True)
+    # What happened to the job besides its normal course, oldest first: resumes (with the
+    # status and error they cleared) and recoveries from dead workers or lost messages.
+    # [{"at": iso time, "event": "resumed" | "recovered", ...}] (services/control.py).
+    history = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -155,12 +162,22 @@ class Chunk(models.Model):
     stage = models.CharField(max_length=10, choices=Stage.choices)
     index = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    attempts = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="claims so far, all resumes included")
+    # Attempts made before the last resume: the attempt cap counts only those since.
+    attempts_before_resume = models.PositiveSmallIntegerField(default=0)
+    # When this chunk's message was last sent, and how often: the sweeper re-sends a ready
+    # QUEUED chunk whose message is overdue (lost with a broker restart, or never sent).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveIntegerField(default=0)
     claimed_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True, help_text="a RUNNING claim past this may be taken over")
     worker = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    @property
+    def attempts_since_resume(self) -> int:
+        return self.attempts - self.attempts_before_resume
 
     class Meta:
         ordering = ["job_id", "stage", "index"]

@@ -53,7 +53,7 @@ class JobDetailSerializer(JobSerializer):
     progress = serializers.SerializerMethodField()
 
     class Meta(JobSerializer.Meta):
-        fields = [*JobSerializer.Meta.fields, "progress"]
+        fields = [*JobSerializer.Meta.fields, "history", "progress"]
         read_only_fields = fields
 
     def get_progress(self, job) -> dict:

@@ -4,7 +4,9 @@ Policy (see docs/architecture.md, "Pipeline"):
 - acks_late + reject_on_worker_lost: a chunk whose worker died is delivered again; the
   claim in the database makes that harmless, and the attempt cap lives there too
   (Chunk.attempts);
-- retries with backoff only for TransientError (timeouts, HTTP 429 / 5xx);
+- retries with backoff only for TransientError (timeouts, HTTP 429 / 5xx) and for a lost
+  database or broker connection (infrastructure_outages: never the job's fault, never its
+  failure); if the retry cannot be sent either, the sweeper (beat) sends the step again;
 - JSON arguments only (primary keys);
 - soft and hard time limits on every task: CELERY_TASK_SOFT_TIME_LIMIT and
   CELERY_TASK_TIME_LIMIT in settings (Celery puts the sender's values in each message;
@@ -17,12 +19,12 @@ from celery import shared_task
 
 from evaluation import services
 from toxplatform import queues
-from toxplatform.errors import TransientError
+from toxplatform.errors import TransientError, infrastructure_outages
 
 PIPELINE_TASK = dict(
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(TransientError,),
+    autoretry_for=(TransientError, *infrastructure_outages()),
     retry_backoff=5,
     retry_backoff_max=300,
     retry_jitter=True,
@@ -47,9 +49,11 @@ def finalize_job_task(job_id: int) -> None:
     services.finalize_job(job_id)
 
 
-@shared_task(name=queues.RESUME_STALE_JOBS, **PIPELINE_TASK)
+# Not retried: beat sends the next sweep in EVALUATION_SWEEP_SECONDS anyway, and a sweep
+# that waited out an outage would only run beside the next one.
+@shared_task(name=queues.RESUME_STALE_JOBS, ignore_result=True)
 def resume_stale_jobs_task() -> None:
-    """For celery beat: re-send chunks whose message was lost or whose worker died."""
+    """For celery beat: free claims of dead workers, re-send steps whose message is overdue."""
     services.resume_stale_jobs()
 
 

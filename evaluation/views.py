@@ -333,7 +333,7 @@ def job_resume(request, pk: int):
     if not is_owner_or_admin(request.user, job.created_by_id):
         raise PermissionDenied("Only the researcher who queued this job, or an admin, can resume it.")
     try:
-        sent = services.resume_job(job)
+        sent = services.resume_job(job, by=request.user.get_username())
     except ApplicationError as error:
         messages.error(request, str(error))
     else:

@@ -256,10 +256,22 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3600))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# A chunk whose worker died on another machine would otherwise wait for Redis's visibility
-# timeout: beat re-sends stale claims (and a due finalize) every few minutes.
+# Faults (docs/architecture.md, "Faults"). A claim on a chunk is a lease its worker renews
+# every quarter lease while it works: a worker that died, on any host, frees its chunk when
+# the lease runs out. Beat runs the sweeper every EVALUATION_SWEEP_SECONDS: it frees such
+# claims and sends again any ready step whose message is overdue (a broker restarted
+# without persistence loses every queued message) — first after
+# EVALUATION_RESEND_AFTER_SECONDS, then at doubling intervals. A dead worker is noticed
+# within lease + sweep seconds (45 + 15 by default).
+EVALUATION_CLAIM_LEASE_SECONDS = float(os.environ.get("TOXPLATFORM_CLAIM_LEASE_SECONDS", 45))
+EVALUATION_SWEEP_SECONDS = float(os.environ.get("TOXPLATFORM_SWEEP_SECONDS", 15))
+EVALUATION_RESEND_AFTER_SECONDS = float(os.environ.get("TOXPLATFORM_RESEND_AFTER_SECONDS", 60))
 CELERY_BEAT_SCHEDULE = {
-    "resume-stale-evaluation-chunks": {"task": "evaluation.resume_stale_jobs", "schedule": 300.0},
+    "resume-stale-evaluation-chunks": {
+        "task": "evaluation.resume_stale_jobs", "schedule": EVALUATION_SWEEP_SECONDS,
+        # A sweep not started within one interval is superseded by the next one.
+        "options": {"expires": EVALUATION_SWEEP_SECONDS},
+    },
 }
 
 # Leaderboards name models and methods: researchers only, unless an operator makes them public

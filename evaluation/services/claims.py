@@ -1,14 +1,19 @@
 """Claiming a chunk for this process and running its work: claim -> work -> complete.
 
 The conditional UPDATE in `claim_chunk` is the lock: whichever process changes the row
-owns the chunk. A claim whose deadline passed, or whose process is gone from this host,
-may be taken over. The status changes themselves are in state.py.
+owns the chunk. A claim is a lease: its holder renews the deadline every quarter lease
+from a thread while the work runs (`ClaimLease`), so a claim whose deadline passed belongs
+to a process that died or lost the database, on any host, and may be taken over; one whose
+process is gone from this host may be taken over at once. The status changes are in state.py.
 """
 from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -16,12 +21,13 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
 from evaluation.services import state
-from toxplatform.errors import ApplicationError, TransientError
+from toxplatform.errors import ApplicationError, TransientError, is_infrastructure_outage
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +72,47 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] == "Z"
 
 
-def _claim_lease() -> timedelta:
-    # No chunk task outlives its hard time limit, so a claim older than that is dead.
-    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60)
+def claim_lease() -> timedelta:
+    """How long a claim lives without renewal: a dead holder's chunk is free after this."""
+    return timedelta(seconds=settings.EVALUATION_CLAIM_LEASE_SECONDS)
+
+
+class ClaimLease:
+    """Renews a claim's deadline every quarter lease while the work runs, from a thread with
+    its own database connection (so a long batch or a model load does not look like a dead
+    holder). A failed renewal (database briefly down) is logged and tried again; if the
+    database stays away longer than the lease, another worker may take the chunk over and
+    this one stops at its next batch (still_holding).
+
+        with ClaimLease(chunk):
+            work()
+    """
+
+    def __init__(self, chunk: Chunk):
+        self.chunk = chunk
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"claim-lease-{chunk.pk}", daemon=True)
+
+    def _run(self) -> None:
+        interval = claim_lease().total_seconds() / 4
+        try:
+            while not self.stopping.wait(interval):
+                try:
+                    state.renew_claim(self.chunk, timezone.now() + claim_lease())
+                except Exception:  # noqa: BLE001 - a renewal must never take the work down
+                    logger.warning("could not renew the claim on chunk %s", self.chunk.pk, exc_info=True)
+                    close_old_connections()
+                    connection.close()
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> ClaimLease:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=10)
 
 
 def claim_chunk(chunk_id: int) -> Chunk | None:
@@ -86,10 +130,10 @@ def claim_chunk(chunk_id: int) -> Chunk | None:
     claimable = Q(status=Chunk.Status.QUEUED) | Q(status=Chunk.Status.RUNNING, deadline__lt=now)
     if chunk.status == Chunk.Status.RUNNING and holder_is_dead(chunk.worker):
         claimable |= Q(status=Chunk.Status.RUNNING, worker=chunk.worker)
-    if chunk.attempts >= max_chunk_attempts() and Chunk.objects.filter(claimable, pk=chunk_id).exists():
+    if chunk.attempts_since_resume >= max_chunk_attempts() and Chunk.objects.filter(claimable, pk=chunk_id).exists():
         state.fail_chunk_and_job(chunk, _out_of_attempts_message(chunk))
         return None
-    if not state.claim(chunk_id, claimable, token=claim_token(), now=now, deadline=now + _claim_lease(),
+    if not state.claim(chunk_id, claimable, token=claim_token(), now=now, deadline=now + claim_lease(),
                        max_attempts=max_chunk_attempts()):
         return None
     state.start_job(chunk.job_id, now)
@@ -100,7 +144,7 @@ def claim_chunk(chunk_id: int) -> Chunk | None:
 
 def _out_of_attempts_message(chunk: Chunk) -> str:
     last = f" Last error: {chunk.error}" if chunk.error else " (its worker stopped or ran out of time each time)"
-    return f"The {chunk.stage} chunk {chunk.index} was given up after {chunk.attempts} attempts.{last}"
+    return f"The {chunk.stage} chunk {chunk.index} was given up after {chunk.attempts_since_resume} attempts.{last}"
 
 
 def still_holding(chunk: Chunk) -> None:
@@ -128,25 +172,54 @@ def describe_failure(error: BaseException) -> str:
 
 
 def run_claimed(chunk: Chunk, work: Callable[[], None]) -> bool:
-    """Run the work of a claimed chunk; True when it finished. Failures end up in the database.
+    """Run the work of a claimed chunk under a renewed lease; True when it finished.
+    Failures end up in the database.
 
-    A TransientError hands the chunk back and re-raises (the task retries with backoff)
-    unless the chunk is out of attempts; any other error fails the chunk and the job with
-    a readable message.
+    A lost database or broker connection hands the chunk back without counting the attempt
+    and raises TransientError (the task retries with backoff; the sweeper re-sends it if
+    that message is lost too): an outage never fails a job. A TransientError hands the
+    chunk back and re-raises unless the chunk is out of attempts; any other error fails the
+    chunk and the job with a readable message.
     """
     try:
-        work()
+        with ClaimLease(chunk):
+            work()
         return True
     except ClaimLost:
         state.release_chunk(chunk, "")  # cancelled: leave it claimable for a resume (no-op if taken over)
         return False
     except TransientError as error:
-        if chunk.attempts >= max_chunk_attempts():
-            state.fail_chunk_and_job(chunk, f"{describe_failure(error)} (gave up after {chunk.attempts} attempts)")
+        if chunk.attempts_since_resume >= max_chunk_attempts():
+            state.fail_chunk_and_job(chunk, f"{describe_failure(error)} (gave up after {chunk.attempts_since_resume} attempts)")
             return False
         state.release_chunk(chunk, describe_failure(error))
         raise
     except Exception as error:  # noqa: BLE001 - any failure must reach the job page, not just a log
+        if is_infrastructure_outage(error):
+            logger.warning("chunk %s (%s %s): %s; handing it back", chunk.pk, chunk.stage, chunk.index, error)
+            release_after_outage(chunk, error)
+            raise TransientError(f"Database or broker unavailable: {type(error).__name__}") from error
         logger.exception("chunk %s (%s %s) of job %s failed", chunk.pk, chunk.stage, chunk.index, chunk.job_id)
         state.fail_chunk_and_job(chunk, describe_failure(error))
         return False
+
+
+def release_after_outage(chunk: Chunk, error: BaseException, *, patience: float | None = None) -> bool:
+    """Hand a claim back after its work lost the database or the broker, refunding the
+    attempt; reconnects and tries again with backoff for up to `patience` seconds (default:
+    one lease). If the database stays away, the lease runs out instead and the sweeper frees
+    the chunk: either way nobody waits for the task time limit."""
+    patience = claim_lease().total_seconds() if patience is None else patience
+    deadline = time.monotonic() + patience
+    pause = 0.2
+    while True:
+        connection.close()  # a broken connection is not reused
+        try:
+            return state.release_chunk(chunk, f"Interrupted: {type(error).__name__} (database or broker "
+                                              "unavailable); tried again when it answers", refund_attempt=True)
+        except Exception as again:  # noqa: BLE001
+            if not is_infrastructure_outage(again) or time.monotonic() + pause > deadline:
+                logger.warning("could not hand chunk %s back; its lease will run out", chunk.pk)
+                return False
+        time.sleep(pause * (1 + random.random()))
+        pause = min(pause * 2, 5)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from functools import partial
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
@@ -15,7 +17,7 @@ from evaluation.services.claims import holder_is_dead, max_chunk_attempts
 from evaluation.services.dispatch import send_finalize, send_generate, send_score
 from evaluation.services.finalize import finalize_job
 from evaluation.services.stages import run_chunk
-from toxplatform.errors import ApplicationError, TransientError
+from toxplatform.errors import ApplicationError, TransientError, is_infrastructure_outage
 
 Status = EvaluationJob.Status
 # (done, total, stage) -> None; stage is "generate", "score" or "finalize".
@@ -31,40 +33,71 @@ def cancel_job(job: EvaluationJob) -> EvaluationJob:
     return job
 
 
-def resume_job(job: EvaluationJob, *, send: bool = True) -> list[int]:
-    """Queue again everything a lost broker message, a dead worker or a failure left undone.
+def resume_job(job: EvaluationJob, *, send: bool = True, by: str = "") -> list[int]:
+    """Queue again everything a failure, a cancel, a dead worker or a lost message left undone.
 
-    What a person (or the CLI after a broker restart) asks for. Re-opens a FAILED or
-    CANCELLED job with fresh attempts for its unfinished chunks; frees RUNNING claims that
-    went stale; re-sends every QUEUED chunk (a duplicate of a message still in the broker
-    is harmless: the claim decides). Returns the chunk ids sent.
+    What a person asks for (job page, API, `manage.py resume_job`). Re-opens a FAILED or
+    CANCELLED job with fresh attempts for its unfinished chunks, keeping its history: the
+    count of attempts goes on, the first start stays, and `job.history` notes the resume
+    with the status and error it cleared. Frees RUNNING claims that went stale; re-sends
+    every QUEUED chunk (a duplicate of a message still in the broker is harmless: the claim
+    decides). Returns the chunk ids sent.
     """
     with transaction.atomic():
         job = EvaluationJob.objects.select_for_update().get(pk=job.pk)
         if job.status == Status.DONE:
             raise ApplicationError(f"Job {job.pk} is already done")
+        before = {"from": job.status, "error": job.error[:500]}
         state.reopen_job(job)  # FAILED, CANCELLED or PENDING: queued again with fresh attempts
-        _release_stale_claims(job)
+        freed = _release_stale_claims(job)
         queued = list(job.chunks.filter(status=Chunk.Status.QUEUED))
         finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
+        _note(job, "resumed", by=by, freed=len(freed), **before)
     return _resend(job, queued, finalize=finalize, send=send)
 
 
-def resume_stale_jobs() -> int:
-    """For a periodic task (beat): re-send the chunks of unfinished jobs whose claim went
-    stale (a dead worker, or past the task time limit), and finalize jobs that are due.
+def resend_after(sends: int) -> timedelta:
+    """How long a sent message may go unanswered before it is sent again: the setting, then
+    doubling with each send (a chunk waiting behind a long queue is not sent over and over)."""
+    base = settings.EVALUATION_RESEND_AFTER_SECONDS
+    return timedelta(seconds=base * 2 ** min(max(sends - 1, 0), 6))
 
-    QUEUED chunks are left alone: their message may still be waiting in the broker. A
-    broker that lost its messages (restarted without persistence) needs resume_job.
-    Returns how many chunks were re-sent.
+
+def _overdue(sent_at, sends: int, now) -> bool:
+    return sent_at is None or sent_at < now - resend_after(sends)
+
+
+def resume_stale_jobs(now=None) -> int:
+    """The sweeper (beat runs it every EVALUATION_SWEEP_SECONDS): for every unfinished job,
+    free claims whose lease ran out or whose holder is gone from this host, send again every
+    ready QUEUED chunk whose message is overdue (lost with a broker restart, never sent
+    because the broker was down, or its worker died), and send finalize when every chunk
+    is done and the last finalize message is overdue. Returns how many chunks were sent.
     """
+    now = now or timezone.now()
     sent = 0
     for job in EvaluationJob.objects.filter(status__in=(*EvaluationJob.ACTIVE, Status.FINALIZING)):
         with transaction.atomic():
             freed = _release_stale_claims(job)
-            finalize = not job.chunks.exclude(status=Chunk.Status.DONE).exists()
-        sent += len(_resend(job, freed, finalize=finalize, send=True))
+            overdue = [chunk for chunk in job.chunks.filter(status=Chunk.Status.QUEUED)
+                       if chunk.pk not in {c.pk for c in freed} and _overdue(chunk.sent_at, chunk.sends, now)]
+            finalize = (not job.chunks.exclude(status=Chunk.Status.DONE).exists()
+                        and _overdue(job.finalize_sent_at, 1, now))
+            resent = _resend(job, freed + overdue, finalize=finalize, send=True)
+            if freed or resent or finalize:
+                _note(job, "recovered", freed=len(freed), resent=len(resent), finalize=finalize)
+        sent += len(resent)
     return sent
+
+
+HISTORY_LENGTH = 50
+
+
+def _note(job: EvaluationJob, event: str, **details) -> None:
+    """Append to the job's history (kept short: the last HISTORY_LENGTH events)."""
+    row = EvaluationJob.objects.select_for_update().only("history").get(pk=job.pk)
+    history = [*(row.history or []), {"at": timezone.now().isoformat(), "event": event, **details}]
+    EvaluationJob.objects.filter(pk=job.pk).update(history=history[-HISTORY_LENGTH:])
 
 
 def _release_stale_claims(job: EvaluationJob) -> list[Chunk]:
@@ -137,6 +170,10 @@ def _run_with_retries(step: Callable[[], bool]) -> bool:
     for attempt in range(max_chunk_attempts()):
         try:
             return step()
-        except TransientError:
+        except Exception as error:
+            if is_infrastructure_outage(error):
+                connection.close()  # reconnect on the next try
+            elif not isinstance(error, TransientError):
+                raise
             time.sleep(min(30, 0.5 * 2**attempt * (1 + random.random())))
     return False

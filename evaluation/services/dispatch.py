@@ -2,34 +2,72 @@
 
 Tasks are sent by name (toxplatform/queues.py), so this module never imports the tasks
 module that calls back into the services.
+
+A job's progress never depends on a message surviving: every send is recorded on the chunk
+(`sent_at`, `sends`) or the job (`finalize_sent_at`), a send that fails (broker down) is
+logged and left unrecorded, and the sweeper (control.resume_stale_jobs, run by beat) sends
+again whatever is ready and overdue. Sending twice is harmless: the claim decides.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from celery import current_app
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
 from toxplatform import queues
+from toxplatform.errors import is_infrastructure_outage
+
+logger = logging.getLogger(__name__)
 
 
-def _send(task: str, *args) -> None:
-    current_app.send_task(task, args=args, queue=queues.ROUTES[task])
+def _send(task: str, *args) -> bool:
+    """True when the broker took the message; False (logged) when it could not be reached."""
+    try:
+        current_app.send_task(task, args=args, queue=queues.ROUTES[task])
+        return True
+    except Exception as error:  # noqa: BLE001
+        if not is_infrastructure_outage(error):
+            raise
+        logger.warning("could not send %s%s: %s; the sweeper sends it again", task, args, error)
+        return False
 
 
-def send_generate(chunk_ids: Iterable[int]) -> None:
-    for chunk_id in chunk_ids:
-        _send(queues.GENERATE_CHUNK, chunk_id)
+def _send_chunks(task: str, chunk_ids: Iterable[int]) -> list[int]:
+    sent = [chunk_id for chunk_id in chunk_ids if _send(task, chunk_id)]
+    if sent:
+        _record(Chunk.objects.filter(pk__in=sent), sent_at=timezone.now(), sends=F("sends") + 1)
+    return sent
 
 
-def send_score(chunk_ids: Iterable[int]) -> None:
-    for chunk_id in chunk_ids:
-        _send(queues.SCORE_CHUNK, chunk_id)
+def send_generate(chunk_ids: Iterable[int]) -> list[int]:
+    return _send_chunks(queues.GENERATE_CHUNK, chunk_ids)
 
 
-def send_finalize(job_id: int) -> None:
-    _send(queues.FINALIZE_JOB, job_id)
+def send_score(chunk_ids: Iterable[int]) -> list[int]:
+    return _send_chunks(queues.SCORE_CHUNK, chunk_ids)
+
+
+def send_finalize(job_id: int) -> bool:
+    if not _send(queues.FINALIZE_JOB, job_id):
+        return False
+    _record(EvaluationJob.objects.filter(pk=job_id), finalize_sent_at=timezone.now())
+    return True
+
+
+def _record(rows, **fields) -> None:
+    """Note a send. The message is out already: if the database is away now, the note is
+    lost and the sweeper sends once more, which is harmless."""
+    try:
+        rows.update(**fields)
+    except Exception as error:  # noqa: BLE001
+        if not is_infrastructure_outage(error):
+            raise
+        logger.warning("could not record a send: %s", error)
 
 
 def all_scored(job_id: int) -> bool:

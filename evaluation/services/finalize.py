@@ -9,6 +9,7 @@ from evaluation.models import EvaluationJob, Generation, JobMetric, JobPrompt, S
 from evaluation.services import state
 from evaluation.services.claims import describe_failure
 from evaluation.services.dispatch import all_scored
+from toxplatform.errors import is_infrastructure_outage
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def finalize_job(job_id: int) -> bool:
             JobMetric.objects.bulk_create(rows)
             return state.finish_job(job)
     except Exception as error:  # noqa: BLE001 - the user must see why the job did not finish
+        if is_infrastructure_outage(error):
+            raise  # not the job's fault: the task retries, the sweeper sends finalize again
         logger.exception("finalize of job %s failed", job_id)
         state.fail_job(job_id, f"Computing the metrics failed: {describe_failure(error)}")
         return False

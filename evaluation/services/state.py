@@ -22,6 +22,7 @@ from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
@@ -72,8 +73,9 @@ def queue_job(job_id: int) -> bool:
 
 
 def start_job(job_id: int, now: datetime) -> bool:
-    """QUEUED -> RUNNING when its first chunk is claimed."""
-    return _job(job_id, Job.RUNNING, wanted=(Job.QUEUED,), started_at=now)
+    """QUEUED -> RUNNING when its first chunk is claimed (after a resume too: the first
+    start is kept)."""
+    return _job(job_id, Job.RUNNING, wanted=(Job.QUEUED,), started_at=Coalesce(F("started_at"), now))
 
 
 def begin_finalizing(job_id: int) -> bool:
@@ -102,13 +104,14 @@ def cancel_job(job_id: int) -> bool:
 
 def reopen_job(job: EvaluationJob) -> bool:
     """FAILED / CANCELLED / PENDING -> QUEUED with fresh attempts for every unfinished chunk
-    (a holder still running stops at its next batch: its claim is gone). Call inside a
-    transaction holding the job's row lock."""
+    (the count of attempts goes on; the cap counts from here). A holder still running stops
+    at its next batch: its claim is gone. Call inside a transaction holding the job's row lock."""
     if not _job(job.pk, Job.QUEUED, wanted=(Job.FAILED, Job.CANCELLED, Job.PENDING),
                 cancel_requested=False, error="", finished_at=None):
         return False
     Chunk.objects.filter(job=job).exclude(status=Part.DONE).update(
-        status=Part.QUEUED, attempts=0, error="", finished_at=None, deadline=None, worker=""
+        status=Part.QUEUED, attempts_before_resume=F("attempts"), error="", finished_at=None, deadline=None,
+        worker="", sent_at=None, sends=0,
     )
     job.refresh_from_db(fields=["status", "cancel_requested", "error", "finished_at"])
     return True
@@ -119,7 +122,7 @@ def reopen_job(job: EvaluationJob) -> bool:
 
 def claim(chunk_id: int, claimable: Q, *, token: str, now: datetime, deadline: datetime, max_attempts: int) -> bool:
     """QUEUED (or a stale RUNNING, as `claimable` says) -> RUNNING for the process `token`."""
-    won = Chunk.objects.filter(claimable, pk=chunk_id, attempts__lt=max_attempts).update(
+    won = Chunk.objects.filter(claimable, pk=chunk_id, attempts__lt=F("attempts_before_resume") + max_attempts).update(
         status=Part.RUNNING, claimed_at=now, deadline=deadline, worker=token, attempts=F("attempts") + 1,
     )
     return bool(won)
@@ -137,11 +140,23 @@ def complete_chunk(chunk: Chunk, **job_counters) -> bool:
     return bool(done)
 
 
-def release_chunk(chunk: Chunk, error: str) -> bool:
-    """RUNNING (our claim) -> QUEUED, so that a retry can claim it."""
+def release_chunk(chunk: Chunk, error: str, *, refund_attempt: bool = False) -> bool:
+    """RUNNING (our claim) -> QUEUED, so that a retry can claim it. `refund_attempt`: the
+    attempt does not count (the database or the broker went away, not the work failing)."""
+    fields = {"attempts": F("attempts") - 1} if refund_attempt else {}
     return bool(Chunk.objects.filter(pk=chunk.pk, status=Part.RUNNING, worker=chunk.worker).update(
-        status=Part.QUEUED, deadline=None, error=error[:2000]
+        status=Part.QUEUED, deadline=None, error=error[:2000], **fields
     ))
+
+
+def renew_claim(chunk: Chunk, deadline: datetime) -> bool:
+    """Our RUNNING claim stays ours until `deadline` (the holder is alive). Not a status
+    change, but it decides when one may happen. Never waits for a row lock: a row locked by
+    someone else is skipped (the next renewal tries again)."""
+    with transaction.atomic():
+        mine = Chunk.objects.select_for_update(skip_locked=True).filter(
+            pk=chunk.pk, status=Part.RUNNING, worker=chunk.worker)
+        return bool(Chunk.objects.filter(pk__in=list(mine.values_list("pk", flat=True))).update(deadline=deadline))
 
 
 def free_stale_chunk(chunk: Chunk) -> bool:

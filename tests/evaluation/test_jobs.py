@@ -31,6 +31,7 @@ from evaluation.models import (
 from evaluation.scorers import registry as scorer_registry
 from evaluation.scorers.base import Scorer, ScoreResult
 from evaluation.services.claims import max_chunk_attempts
+from evaluation.services.control import resend_after
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import (
     closed_port,
@@ -430,16 +431,19 @@ def test_a_chunk_out_of_attempts_fails_the_job_with_a_readable_error(spec, datas
     assert not Generation.objects.filter(job=job).exists()  # a failed job runs nothing more
 
 
-def test_resume_stale_jobs_resends_only_claims_that_went_stale(spec, dataset, tiny_llama,
-                                                               django_capture_on_commit_callbacks):
+def test_resume_stale_jobs_resends_stale_claims_at_once_and_lost_messages_when_overdue(
+        spec, dataset, tiny_llama, django_capture_on_commit_callbacks):
     job = services.create_job(**job_args(spec, dataset, tiny_llama), enqueue=False)
-    services.enqueue_job(job)  # three generate chunks QUEUED (their messages would be in the broker)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.enqueue_job(job)  # three generate chunks QUEUED, their messages sent
+    assert set(job.chunks.filter(stage="generate").values_list("sends", flat=True)) == {1}
     stale, live = job.chunks.get(stage="generate", index=0), job.chunks.get(stage="generate", index=1)
+    waiting = job.chunks.get(stage="generate", index=2)
     Chunk.objects.filter(pk=stale.pk).update(status="running", attempts=1, worker="elsewhere:1:x",
                                              deadline=timezone.now() - timedelta(seconds=5))
     Chunk.objects.filter(pk=live.pk).update(status="running", attempts=1, worker="elsewhere:2:y",
                                             deadline=timezone.now() + timedelta(hours=1))
-    flush_broker()
+    flush_broker()  # the broker lost its messages (restarted without persistence)
     try:
         with django_capture_on_commit_callbacks(execute=True):
             assert services.resume_stale_jobs() == 1
@@ -447,12 +451,30 @@ def test_resume_stale_jobs_resends_only_claims_that_went_stale(spec, dataset, ti
         stale.refresh_from_db()
         live.refresh_from_db()
         assert stale.status == "queued" and live.status == "running"
+        assert stale.sends == 2
 
-        # resume_job (after a broker restart) re-sends every unfinished chunk that is not held.
+        # The waiting chunk's message was sent just now: it may still be in a long queue.
+        # Once it is overdue (EVALUATION_RESEND_AFTER_SECONDS), it is sent again; the next
+        # time only after twice as long.
+        flush_broker()
+        later = timezone.now() + resend_after(1) + timedelta(seconds=1)
         with django_capture_on_commit_callbacks(execute=True):
-            assert sorted(services.resume_job(job)) == sorted(
+            assert services.resume_stale_jobs(now=later) == 1
+        assert queue_lengths()["generate"] == 1
+        waiting.refresh_from_db()
+        assert waiting.sends == 2 and resend_after(2) == 2 * resend_after(1)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.resume_stale_jobs(now=later + timedelta(seconds=1)) == 0
+        flush_broker()
+
+        # resume_job (a person's request) re-sends at once every unfinished chunk that is not held.
+        with django_capture_on_commit_callbacks(execute=True):
+            assert sorted(services.resume_job(job, by="owner")) == sorted(
                 job.chunks.filter(stage="generate").exclude(pk=live.pk).values_list("id", flat=True))
-        assert queue_lengths()["generate"] == 3
+        assert queue_lengths()["generate"] == 2
+        job.refresh_from_db()
+        assert [entry["event"] for entry in job.history] == ["recovered", "recovered", "resumed"]
+        assert job.history[-1]["by"] == "owner" and job.history[0]["freed"] == 1
     finally:
         flush_broker()
 

@@ -1,5 +1,6 @@
 """Resume a job from the job page, the API and the CLI (after a broker restart lost its
 messages, or a failure): its owner or an admin, never another researcher."""
+from datetime import datetime, timezone
 from io import StringIO
 
 import pytest
@@ -18,6 +19,7 @@ from toxplatform.accounts.models import Role
 from toxplatform.accounts.services import create_user_with_role, ensure_api_token
 
 pytestmark = pytest.mark.django_db
+FIRST_START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,8 @@ def failed_job(tiny_model):
                               max_new_tokens=2, scorers=["lexicon"], chunk_size=1, enqueue=False)
     job.chunks.filter(stage=Chunk.Stage.GENERATE, index=0).update(status=Chunk.Status.FAILED, attempts=3,
                                                                   error="worker lost")
-    EvaluationJob.objects.filter(pk=job.pk).update(status=EvaluationJob.Status.FAILED, error="worker lost")
+    EvaluationJob.objects.filter(pk=job.pk).update(status=EvaluationJob.Status.FAILED, error="worker lost",
+                                                   started_at=FIRST_START)
     flush_broker()
     yield job
     flush_broker()
@@ -67,6 +70,18 @@ def test_the_owner_resumes_from_the_job_page(failed_job, django_capture_on_commi
     assert failed_job.status == EvaluationJob.Status.QUEUED and failed_job.error == ""
     assert set(failed_job.chunks.values_list("status", flat=True)) == {Chunk.Status.QUEUED}
     assert queue_lengths()["generate"] == 4  # its four generate chunks (one prompt each) are in the broker again
+    # Its history is kept: the attempts so far, the first start, and what the resume cleared.
+    chunk = failed_job.chunks.get(stage=Chunk.Stage.GENERATE, index=0)
+    assert (chunk.attempts, chunk.attempts_since_resume) == (3, 0)
+    assert failed_job.started_at == FIRST_START
+    assert [(e["event"], e["by"], e["from"], e["error"]) for e in failed_job.history] == [
+        ("resumed", "owner", "failed", "worker lost")]
+    page_text = page.get(reverse("evaluation:job-detail", args=[failed_job.pk])).content.decode()
+    assert "resumed by owner (was failed: worker lost)" in page_text
+    # The next claim keeps the first start and counts a fourth attempt.
+    assert services.claim_chunk(chunk.pk).attempts == 4
+    failed_job.refresh_from_db()
+    assert failed_job.status == EvaluationJob.Status.RUNNING and failed_job.started_at == FIRST_START
 
 
 def test_an_admin_resumes_through_the_api_and_a_done_job_is_a_400(failed_job, django_capture_on_commit_callbacks):

@@ -45,7 +45,7 @@ def test_each_job_transition_leaves_only_the_states_the_table_allows(dataset, st
 
 
 @pytest.mark.django_db
-def test_reopen_gives_unfinished_chunks_fresh_attempts_and_keeps_done_ones(dataset):
+def test_reopen_gives_unfinished_chunks_fresh_attempts_keeps_their_count_and_keeps_done_ones(dataset):
     job = make_job("alpha", "none", dataset, status=Job.FAILED)
     done = Chunk.objects.create(job=job, stage="generate", index=0, status=Chunk.Status.DONE, attempts=1)
     failed = Chunk.objects.create(job=job, stage="score", index=0, status=Chunk.Status.FAILED, attempts=3,
@@ -54,4 +54,6 @@ def test_reopen_gives_unfinished_chunks_fresh_attempts_and_keeps_done_ones(datas
     done.refresh_from_db()
     failed.refresh_from_db()
     assert (done.status, done.attempts) == (Chunk.Status.DONE, 1)
-    assert (failed.status, failed.attempts, failed.error) == (Chunk.Status.QUEUED, 0, "")
+    # History is kept (3 attempts so far); the cap counts from the resume on.
+    assert (failed.status, failed.attempts, failed.attempts_since_resume, failed.error) == (
+        Chunk.Status.QUEUED, 3, 0, "")

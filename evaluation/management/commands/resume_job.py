@@ -20,6 +20,6 @@ class Command(ApplicationCommand):
             job = EvaluationJob.objects.filter(pk=job_id).first()
             if job is None:
                 raise CommandError(f"no job {job_id}")
-            sent = services.resume_job(job)
+            sent = services.resume_job(job, by="manage.py resume_job")
             job.refresh_from_db()
             self.stdout.write(f"Job {job.pk}: {job.status}, {len(sent)} chunk(s) queued again")
