@@ -15,11 +15,15 @@ Policy (see docs/architecture.md, "Pipeline"):
 - task names and their queues live in toxplatform/queues.py; services send tasks by those
   names and never import this module.
 """
+import logging
+
 from celery import shared_task
 
 from evaluation import services
 from toxplatform import queues
 from toxplatform.errors import TransientError, infrastructure_outages
+
+logger = logging.getLogger(__name__)
 
 PIPELINE_TASK = dict(
     acks_late=True,
@@ -54,7 +58,10 @@ def finalize_job_task(job_id: int) -> None:
 @shared_task(name=queues.RESUME_STALE_JOBS, ignore_result=True)
 def resume_stale_jobs_task() -> None:
     """For celery beat: free claims of dead workers, re-send steps whose message is overdue."""
-    services.resume_stale_jobs()
+    try:
+        services.resume_stale_jobs()
+    except infrastructure_outages() as error:
+        logger.warning("sweep skipped, database or broker unavailable: %s", error)
 
 
 # Scorer trust: training runs and scorer evaluations (their own module).

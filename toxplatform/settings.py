@@ -255,6 +255,9 @@ CELERY_TASK_QUEUES = tuple(Queue(name) for name in queues.ALL)
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 3300))
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 3600))
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A broker blip does not cancel the running chunk: it goes on under its database claim, and
+# what it could not send afterwards the sweeper sends (Celery warns that 6.0 flips this).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Faults (docs/architecture.md, "Faults"). A claim on a chunk is a lease its worker renews
 # every quarter lease while it works: a worker that died, on any host, frees its chunk when

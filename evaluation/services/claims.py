@@ -171,9 +171,9 @@ def describe_failure(error: BaseException) -> str:
     return f"Internal error: {type(error).__name__}: {error}"
 
 
-def run_claimed(chunk: Chunk, work: Callable[[], None]) -> bool:
-    """Run the work of a claimed chunk under a renewed lease; True when it finished.
-    Failures end up in the database.
+def run_claimed(chunk: Chunk, work: Callable[[], None], complete: Callable[[], bool]) -> bool:
+    """Run the work of a claimed chunk under a renewed lease, then `complete` it (record its
+    end); True when it is DONE. Failures end up in the database.
 
     A lost database or broker connection hands the chunk back without counting the attempt
     and raises TransientError (the task retries with backoff; the sweeper re-sends it if
@@ -184,7 +184,9 @@ def run_claimed(chunk: Chunk, work: Callable[[], None]) -> bool:
     try:
         with ClaimLease(chunk):
             work()
-        return True
+        # Inside the try: a holder that cannot record its end (the database went away just
+        # now) hands the claim back like any outage, instead of sitting on it.
+        return complete()
     except ClaimLost:
         state.release_chunk(chunk, "")  # cancelled: leave it claimable for a resume (no-op if taken over)
         return False

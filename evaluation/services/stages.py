@@ -50,9 +50,8 @@ def run_chunk(chunk_id: int, *, on_batch: OnBatch | None = None) -> bool:
     chunk = claim_chunk(chunk_id)
     if chunk is None:
         return Chunk.objects.filter(pk=chunk_id, status=Chunk.Status.DONE).exists()
-    return run_claimed(chunk, lambda: stage.work(chunk, on_batch)) and state.complete_chunk(
-        chunk, **stage.counters(chunk)
-    )
+    return run_claimed(chunk, lambda: stage.work(chunk, on_batch),
+                       lambda: state.complete_chunk(chunk, **stage.counters(chunk)))
 
 
 def process_chunk(chunk_id: int) -> None:
