@@ -20,6 +20,7 @@ import logging
 from celery import shared_task
 
 from evaluation import services
+from evaluation.scorer_trust import runs
 from toxplatform import queues
 from toxplatform.errors import TransientError, infrastructure_outages
 
@@ -57,9 +58,11 @@ def finalize_job_task(job_id: int) -> None:
 # that waited out an outage would only run beside the next one.
 @shared_task(name=queues.RESUME_STALE_JOBS, ignore_result=True)
 def resume_stale_jobs_task() -> None:
-    """For celery beat: free claims of dead workers, re-send steps whose message is overdue."""
+    """For celery beat: free claims of dead workers, re-send steps whose message is overdue
+    (jobs' chunks and finalize, training runs and scorer evaluations)."""
     try:
         services.resume_stale_jobs()
+        runs.resume_stale_runs()
     except infrastructure_outages() as error:
         logger.warning("sweep skipped, database or broker unavailable: %s", error)
 

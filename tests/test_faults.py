@@ -28,7 +28,7 @@ import pytest
 
 from tests.private_services import PrivatePostgres, PrivateRedis
 from tests.tiny_models import build_tiny_causal_lm
-from tests.worker_utils import CeleryWorker
+from tests.worker_utils import CeleryWorker, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.worker]
 
@@ -98,10 +98,11 @@ class Deployment:
                  "--schedule", str(self.folder / "beat-schedule")],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def logs(self) -> str:
+    def log(self) -> str:
+        """Every process's latest lines (what wait_for shows when a wait times out)."""
         parts = []
         for path in sorted(self.folder.glob("*.log")):
-            parts.append(f"--- {path.name} ---\n{path.read_text(errors='replace')[-4000:]}")
+            parts.append(f"--- {path.name} ---\n{path.read_text(errors='replace')[-1500:]}")
         return "\n".join(parts)
 
     def close(self) -> None:
@@ -141,13 +142,7 @@ class Deployment:
         return int(re.search(r"Queued job (\d+)", out).group(1))
 
     def wait(self, condition, *, timeout: float, what: str, interval: float = 0.05):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{self.logs()}")
+        return wait_for(condition, timeout=timeout, interval=interval, message=what, worker=self)
 
     def wait_until_done(self, job_id: int) -> dict:
         self.wait(lambda: self.job(job_id)["status"] in ("done", "failed", "cancelled"), timeout=JOB_TIMEOUT,
@@ -213,7 +208,7 @@ def reference(deployment):
 
 def check_like_the_reference(deployment: Deployment, job_id: int, reference: dict) -> dict:
     job = deployment.job(job_id)
-    assert job["status"] == "done", f"{job['error']}\n{deployment.logs()}"
+    assert job["status"] == "done", f"{job['error']}\n{deployment.log()}"
     assert job["generated_prompts"] == job["scored_prompts"] == job["total_prompts"] == len(LANGUAGES) * PER_LANGUAGE
     results = deployment.results(job_id)
     assert results["texts"] == reference["texts"]  # every text, nothing missing, nothing doubled

@@ -29,8 +29,14 @@ class TrackedRun(models.Model):
     done = models.PositiveIntegerField(default=0)
     total = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    # Claimed by the process that runs it (a conditional UPDATE queued -> running).
+    # Claimed by the process that runs it (a conditional UPDATE queued -> running), as a lease
+    # its holder renews: past `deadline` the holder is gone and the sweeper queues it again.
     worker = models.CharField(max_length=200, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # When its message was last sent, and how often (the sweeper re-sends an overdue one).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    sends = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -20,7 +20,7 @@ import time
 import numpy as np
 from django.db import transaction
 
-from evaluation.scorer_trust import agreement_table, dispatch, runs
+from evaluation.scorer_trust import agreement_table, runs
 from evaluation.scorer_trust.labels import DEFAULT_RULE, check_rule, load_gold_labels, resolve_selection
 from evaluation.scorer_trust.models import (
     ImportedScore,
@@ -135,33 +135,13 @@ def create_scorer_evaluation(*, scorer=None, imported: str | None = None, datase
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         if enqueue:
-            transaction.on_commit(lambda: dispatch.send_evaluation(evaluation.pk))
+            transaction.on_commit(lambda: runs.send_run(evaluation))
     return evaluation
 
 
 def run_scorer_evaluation(evaluation_id: int, progress=None) -> ScorerEvaluation | None:
-    evaluation = runs.claim(ScorerEvaluation, evaluation_id)
-    if evaluation is None:
-        return ScorerEvaluation.objects.filter(pk=evaluation_id).first()
-
-    def step(stage, done=0, total=0):
-        runs.progress(evaluation, stage, done, total)
-        if progress:
-            progress(stage, done, total)
-
-    try:
-        _evaluate(evaluation, step)
-    except runs.Cancelled as error:
-        runs.fail(evaluation, error)
-    except Exception as error:  # recorded on the evaluation (a soft time limit too)
-        if not isinstance(error, ApplicationError):
-            logger.exception("scorer evaluation %s failed", evaluation.pk)
-        runs.fail(evaluation, error)
-    except BaseException as error:
-        runs.fail(evaluation, error)
-        raise
-    evaluation.refresh_from_db()
-    return evaluation
+    """Run a queued scorer evaluation here (as run_training does a training run)."""
+    return runs.execute(ScorerEvaluation, evaluation_id, _evaluate, progress)
 
 
 def _evaluate(evaluation: ScorerEvaluation, step) -> None:

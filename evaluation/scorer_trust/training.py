@@ -26,7 +26,7 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
-from evaluation.scorer_trust import agreement_table, dispatch, learning, runs
+from evaluation.scorer_trust import agreement_table, learning, runs
 from evaluation.scorer_trust.labels import DEFAULT_RULE, check_rule, load_gold_labels, resolve_selection
 from evaluation.scorer_trust.models import RunStatus, TrainingRun
 from evaluation.scorers import encoders
@@ -105,7 +105,7 @@ def create_training_run(*, dataset: str = "rtp-lx", languages=(), categories=(),
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         if enqueue:
-            transaction.on_commit(lambda: dispatch.send_training(run.pk))
+            transaction.on_commit(lambda: runs.send_run(run))
     return run
 
 
@@ -116,30 +116,9 @@ def artifact_directory():
 
 
 def run_training(run_id: int, progress=None) -> TrainingRun | None:
-    """Run a queued training run here; None when it is done or another process holds it.
-    progress(stage, done, total) is called along the way (the CLI's bar)."""
-    run = runs.claim(TrainingRun, run_id)
-    if run is None:
-        return TrainingRun.objects.filter(pk=run_id).first()
-
-    def step(stage, done=0, total=0):
-        runs.progress(run, stage, done, total)
-        if progress:
-            progress(stage, done, total)
-
-    try:
-        _train(run, step)
-    except runs.Cancelled as error:
-        runs.fail(run, error)
-    except Exception as error:  # recorded on the run (a soft time limit too)
-        if not isinstance(error, ApplicationError):
-            logger.exception("training run %s failed", run.pk)
-        runs.fail(run, error)
-    except BaseException as error:  # interrupted: recorded, then passed on
-        runs.fail(run, error)
-        raise
-    run.refresh_from_db()
-    return run
+    """Run a queued training run here; the run as it ended (still RUNNING when another
+    process holds it). progress(stage, done, total) is called along the way (the CLI's bar)."""
+    return runs.execute(TrainingRun, run_id, _train, progress)
 
 
 def _train(run: TrainingRun, step) -> None:

@@ -2,7 +2,7 @@
 
 The conditional UPDATE in `claim_chunk` is the lock: whichever process changes the row
 owns the chunk. A claim is a lease: its holder renews the deadline every quarter lease
-from a thread while the work runs (`ClaimLease`), so a claim whose deadline passed belongs
+from a thread while the work runs (`Lease`; scorer-trust runs use it too), so a claim whose deadline passed belongs
 to a process that died or lost the database, on any host, and may be taken over; one whose
 process is gone from this host may be taken over at once. The status changes are in state.py.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -77,42 +77,79 @@ def claim_lease() -> timedelta:
     return timedelta(seconds=settings.EVALUATION_CLAIM_LEASE_SECONDS)
 
 
-class ClaimLease:
-    """Renews a claim's deadline every quarter lease while the work runs, from a thread with
-    its own database connection (so a long batch or a model load does not look like a dead
-    holder). A failed renewal (database briefly down) is logged and tried again; if the
-    database stays away longer than the lease, another worker may take the chunk over and
-    this one stops at its next batch (still_holding).
+class Lease:
+    """Keeps a claim alive while the work runs: `renew(deadline)` every quarter lease, from a
+    thread with its own database connection (so a long batch, a model load or a training
+    step does not look like a dead holder). A failed renewal (database briefly down) is
+    logged and tried again; if the database stays away longer than the lease, another worker
+    may take over and this one stops at its next check (still_holding, runs.progress).
 
-        with ClaimLease(chunk):
+        with Lease(lambda deadline: renew_lease(rows, deadline), name="chunk 12"):
             work()
     """
 
-    def __init__(self, chunk: Chunk):
-        self.chunk = chunk
+    def __init__(self, renew: Callable[[object], object], *, name: str):
+        self.renew = renew
+        self.name = name
         self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name=f"claim-lease-{chunk.pk}", daemon=True)
+        self.thread = threading.Thread(target=self._run, name=f"claim-lease-{name}", daemon=True)
 
     def _run(self) -> None:
         interval = claim_lease().total_seconds() / 4
         try:
             while not self.stopping.wait(interval):
                 try:
-                    state.renew_claim(self.chunk, timezone.now() + claim_lease())
+                    self.renew(timezone.now() + claim_lease())
                 except Exception:  # noqa: BLE001 - a renewal must never take the work down
-                    logger.warning("could not renew the claim on chunk %s", self.chunk.pk, exc_info=True)
+                    logger.warning("could not renew the claim on %s", self.name, exc_info=True)
                     close_old_connections()
                     connection.close()
         finally:
             connection.close()  # this thread's own connection
 
-    def __enter__(self) -> ClaimLease:
+    def __enter__(self) -> Lease:
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.stopping.set()
         self.thread.join(timeout=10)
+
+
+def renew_lease(rows, deadline) -> bool:
+    """Move the deadline of the claimed rows (a queryset that names the holder). Never waits
+    for a row lock: a row locked by someone else is skipped (the next renewal tries again)."""
+    with transaction.atomic():
+        mine = list(rows.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        return bool(rows.model.objects.filter(pk__in=mine).update(deadline=deadline))
+
+
+def chunk_lease(chunk: Chunk) -> Lease:
+    mine = Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker)
+    return Lease(lambda deadline: renew_lease(mine, deadline), name=f"chunk {chunk.pk}")
+
+
+def retry_while_unavailable(action: Callable[[], bool], *, patience: float | None = None) -> bool:
+    """Do `action` (a small database write, e.g. handing a claim back) although the database
+    just went away: reconnect and try again with backoff for up to `patience` seconds
+    (default: one lease). False when it stayed away: the lease runs out instead."""
+    patience = claim_lease().total_seconds() if patience is None else patience
+    deadline = time.monotonic() + patience
+    pause = 0.2
+    while True:
+        connection.close()  # a broken connection is not reused
+        try:
+            return action()
+        except Exception as again:  # noqa: BLE001
+            if not is_infrastructure_outage(again) or time.monotonic() + pause > deadline:
+                logger.warning("database still unavailable; the claim's lease will run out instead")
+                return False
+        time.sleep(pause * (1 + random.random()))
+        pause = min(pause * 2, 5)
+
+
+def outage_message(error: BaseException) -> str:
+    return f"Interrupted: {type(error).__name__} (database or broker unavailable); tried again when it answers"
 
 
 def claim_chunk(chunk_id: int) -> Chunk | None:
@@ -182,7 +219,7 @@ def run_claimed(chunk: Chunk, work: Callable[[], None], complete: Callable[[], b
     chunk and the job with a readable message.
     """
     try:
-        with ClaimLease(chunk):
+        with chunk_lease(chunk):
             work()
         # Inside the try: a holder that cannot record its end (the database went away just
         # now) hands the claim back like any outage, instead of sitting on it.
@@ -206,22 +243,7 @@ def run_claimed(chunk: Chunk, work: Callable[[], None], complete: Callable[[], b
         return False
 
 
-def release_after_outage(chunk: Chunk, error: BaseException, *, patience: float | None = None) -> bool:
-    """Hand a claim back after its work lost the database or the broker, refunding the
-    attempt; reconnects and tries again with backoff for up to `patience` seconds (default:
-    one lease). If the database stays away, the lease runs out instead and the sweeper frees
-    the chunk: either way nobody waits for the task time limit."""
-    patience = claim_lease().total_seconds() if patience is None else patience
-    deadline = time.monotonic() + patience
-    pause = 0.2
-    while True:
-        connection.close()  # a broken connection is not reused
-        try:
-            return state.release_chunk(chunk, f"Interrupted: {type(error).__name__} (database or broker "
-                                              "unavailable); tried again when it answers", refund_attempt=True)
-        except Exception as again:  # noqa: BLE001
-            if not is_infrastructure_outage(again) or time.monotonic() + pause > deadline:
-                logger.warning("could not hand chunk %s back; its lease will run out", chunk.pk)
-                return False
-        time.sleep(pause * (1 + random.random()))
-        pause = min(pause * 2, 5)
+def release_after_outage(chunk: Chunk, error: BaseException) -> bool:
+    """Hand a claim back after its work lost the database or the broker, refunding the attempt."""
+    return retry_while_unavailable(
+        lambda: state.release_chunk(chunk, outage_message(error), refund_attempt=True))

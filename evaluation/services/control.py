@@ -4,17 +4,15 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
 from evaluation.services import state
 from evaluation.services.claims import holder_is_dead, max_chunk_attempts
-from evaluation.services.dispatch import send_finalize, send_generate, send_score
+from evaluation.services.dispatch import overdue, send_finalize, send_generate, send_score
 from evaluation.services.finalize import finalize_job
 from evaluation.services.stages import run_chunk
 from toxplatform.errors import ApplicationError, TransientError, is_infrastructure_outage
@@ -56,17 +54,6 @@ def resume_job(job: EvaluationJob, *, send: bool = True, by: str = "") -> list[i
     return _resend(job, queued, finalize=finalize, send=send)
 
 
-def resend_after(sends: int) -> timedelta:
-    """How long a sent message may go unanswered before it is sent again: the setting, then
-    doubling with each send (a chunk waiting behind a long queue is not sent over and over)."""
-    base = settings.EVALUATION_RESEND_AFTER_SECONDS
-    return timedelta(seconds=base * 2 ** min(max(sends - 1, 0), 6))
-
-
-def _overdue(sent_at, sends: int, now) -> bool:
-    return sent_at is None or sent_at < now - resend_after(sends)
-
-
 def resume_stale_jobs(now=None) -> int:
     """The sweeper (beat runs it every EVALUATION_SWEEP_SECONDS): for every unfinished job,
     free claims whose lease ran out or whose holder is gone from this host, send again every
@@ -79,11 +66,11 @@ def resume_stale_jobs(now=None) -> int:
     for job in EvaluationJob.objects.filter(status__in=(*EvaluationJob.ACTIVE, Status.FINALIZING)):
         with transaction.atomic():
             freed = _release_stale_claims(job)
-            overdue = [chunk for chunk in job.chunks.filter(status=Chunk.Status.QUEUED)
-                       if chunk.pk not in {c.pk for c in freed} and _overdue(chunk.sent_at, chunk.sends, now)]
+            late = [chunk for chunk in job.chunks.filter(status=Chunk.Status.QUEUED)
+                    if chunk.pk not in {c.pk for c in freed} and overdue(chunk.sent_at, chunk.sends, now)]
             finalize = (not job.chunks.exclude(status=Chunk.Status.DONE).exists()
-                        and _overdue(job.finalize_sent_at, 1, now))
-            resent = _resend(job, freed + overdue, finalize=finalize, send=True)
+                        and overdue(job.finalize_sent_at, 1, now))
+            resent = _resend(job, freed + late, finalize=finalize, send=True)
             if freed or resent or finalize:
                 _note(job, "recovered", freed=len(freed), resent=len(resent), finalize=finalize)
         sent += len(resent)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,7 +27,7 @@ from toxplatform.errors import is_infrastructure_outage
 logger = logging.getLogger(__name__)
 
 
-def _send(task: str, *args) -> bool:
+def send(task: str, *args) -> bool:
     """True when the broker took the message; False (logged) when it could not be reached."""
     try:
         current_app.send_task(task, args=args, queue=queues.ROUTES[task])
@@ -38,9 +40,9 @@ def _send(task: str, *args) -> bool:
 
 
 def _send_chunks(task: str, chunk_ids: Iterable[int]) -> list[int]:
-    sent = [chunk_id for chunk_id in chunk_ids if _send(task, chunk_id)]
+    sent = [chunk_id for chunk_id in chunk_ids if send(task, chunk_id)]
     if sent:
-        _record(Chunk.objects.filter(pk__in=sent), sent_at=timezone.now(), sends=F("sends") + 1)
+        record_send(Chunk.objects.filter(pk__in=sent))
     return sent
 
 
@@ -53,21 +55,36 @@ def send_score(chunk_ids: Iterable[int]) -> list[int]:
 
 
 def send_finalize(job_id: int) -> bool:
-    if not _send(queues.FINALIZE_JOB, job_id):
+    if not send(queues.FINALIZE_JOB, job_id):
         return False
-    _record(EvaluationJob.objects.filter(pk=job_id), finalize_sent_at=timezone.now())
+    record_send(EvaluationJob.objects.filter(pk=job_id), finalize_sent_at=timezone.now())
     return True
 
 
-def _record(rows, **fields) -> None:
-    """Note a send. The message is out already: if the database is away now, the note is
-    lost and the sweeper sends once more, which is harmless."""
+def record_send(rows, **fields) -> None:
+    """Note a send on the rows (default: their `sent_at` and `sends`). The message is out
+    already: if the database is away now, the note is lost and the sweeper sends once more,
+    which is harmless."""
+    fields = fields or {"sent_at": timezone.now(), "sends": F("sends") + 1}
     try:
         rows.update(**fields)
     except Exception as error:  # noqa: BLE001
         if not is_infrastructure_outage(error):
             raise
         logger.warning("could not record a send: %s", error)
+
+
+def resend_after(sends: int) -> timedelta:
+    """How long a sent message may go unanswered before it is sent again: the setting, then
+    doubling with each send (work waiting behind a long queue is not sent over and over)."""
+    base = settings.EVALUATION_RESEND_AFTER_SECONDS
+    return timedelta(seconds=base * 2 ** min(max(sends - 1, 0), 6))
+
+
+def overdue(sent_at, sends: int, now) -> bool:
+    """Should the sweeper send this again? Never sent (or the send failed), or unanswered
+    for longer than resend_after."""
+    return sent_at is None or sent_at < now - resend_after(sends)
 
 
 def all_scored(job_id: int) -> bool:

@@ -149,16 +149,6 @@ def release_chunk(chunk: Chunk, error: str, *, refund_attempt: bool = False) -> 
     ))
 
 
-def renew_claim(chunk: Chunk, deadline: datetime) -> bool:
-    """Our RUNNING claim stays ours until `deadline` (the holder is alive). Not a status
-    change, but it decides when one may happen. Never waits for a row lock: a row locked by
-    someone else is skipped (the next renewal tries again)."""
-    with transaction.atomic():
-        mine = Chunk.objects.select_for_update(skip_locked=True).filter(
-            pk=chunk.pk, status=Part.RUNNING, worker=chunk.worker)
-        return bool(Chunk.objects.filter(pk__in=list(mine.values_list("pk", flat=True))).update(deadline=deadline))
-
-
 def free_stale_chunk(chunk: Chunk) -> bool:
     """RUNNING (a dead or late holder's claim) -> QUEUED."""
     return bool(Chunk.objects.filter(pk=chunk.pk, status=Part.RUNNING, worker=chunk.worker).update(

@@ -31,7 +31,7 @@ from evaluation.models import (
 from evaluation.scorers import registry as scorer_registry
 from evaluation.scorers.base import Scorer, ScoreResult
 from evaluation.services.claims import max_chunk_attempts
-from evaluation.services.control import resend_after
+from evaluation.services.dispatch import resend_after
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import (
     closed_port,
