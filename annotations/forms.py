@@ -9,6 +9,7 @@ from annotations.models import Campaign
 from evaluation.models import EvaluationJob
 from toxplatform.accounts.models import Role
 from toxplatform.corpus.models import HarmCategory, Language
+from toxplatform.forms import ServiceForm
 
 
 class JobChoiceField(forms.ModelMultipleChoiceField):
@@ -28,7 +29,7 @@ def _json(value: str, what: str, expected: type):
     return parsed
 
 
-class CampaignForm(forms.Form):
+class CampaignForm(ServiceForm):
     name = forms.CharField(max_length=200, help_text="Shown to annotators: do not name models or methods.")
     kind = forms.ChoiceField(choices=Campaign.Kind.choices)
     jobs = JobChoiceField(queryset=EvaluationJob.objects.none(), help_text="finished jobs whose outputs are judged")

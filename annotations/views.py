@@ -144,18 +144,14 @@ def preferences(request):
 
 @RESEARCHER
 def campaign_create(request):
-    error = None
     form = CampaignForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            campaign = services.create_campaign(**form.service_arguments(), created_by=request.user)
-        except ApplicationError as exc:
-            error = exc
-        else:
+        campaign = form.submit(services.create_campaign, created_by=request.user)
+        if campaign is not None:
             messages.success(request, f"Campaign created with {campaign.items.count()} items.")
             return redirect("annotations:campaign-detail", campaign.pk)
-    status = 400 if request.method == "POST" else 200
-    return render(request, "annotations/campaign_form.html", {"form": form, "error": error}, status=status)
+    status = 400 if form.errors else 200
+    return render(request, "annotations/campaign_form.html", {"form": form}, status=status)
 
 
 @RESEARCHER

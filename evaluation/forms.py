@@ -14,6 +14,7 @@ from evaluation.models import EvaluationJob, ModelSpec
 from evaluation.scorers import registry as scorer_registry
 from toxplatform.corpus.models import Dataset, HarmCategory, Language, Prompt
 from toxplatform.errors import ApplicationError
+from toxplatform.forms import ServiceForm
 from toxplatform.param_fields import form_field
 
 # Schema parameters the form shows as plain fields (the others need choices from the database).
@@ -82,7 +83,7 @@ def _default_key(spec: dict) -> str | None:
         return None
 
 
-class JobForm(forms.Form):
+class JobForm(ServiceForm):
     model = ModelSpecChoiceField(
         queryset=ModelSpec.objects.all(), required=False, empty_label="— choose a registered model —"
     )
@@ -212,7 +213,7 @@ class JobForm(forms.Form):
         }
         return initial, left_out
 
-    def job_kwargs(self) -> dict:
+    def service_arguments(self) -> dict:
         """Keyword arguments for services.create_job."""
         data = self.cleaned_data
         scorer_params = data["scorer_params"]
@@ -230,18 +231,11 @@ class JobForm(forms.Form):
             "scorers": [{"name": name, "params": scorer_params.get(name, {})} for name in data["scorers"]],
         }
 
-    def add_service_errors(self, error) -> None:
-        """Put a create_job ApplicationError on the fields it names (the rest on the form)."""
-        if not error.extra:
-            self.add_error(None, error.message)
-        for key, message in error.extra.items():
-            field = self.SERVICE_FIELDS.get(key)
-            if key == "model" and self.cleaned_data.get("model") is not None:
-                field = "model"
-            if field is None:
-                self.add_error(None, f"{key}: {message}")
-            else:
-                self.add_error(field, str(message))
+    def field_for(self, key: str) -> str | None:
+        # A model error belongs on the registered-model choice when one was chosen.
+        if key == "model" and self.cleaned_data.get("model") is not None:
+            return "model"
+        return super().field_for(key)
 
 
 # The schema's plain parameters, as declared (the template places each field by name).

@@ -172,11 +172,8 @@ def job_create(request):
     else:
         form = JobForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            job = services.create_job(user=request.user, **form.job_kwargs())
-        except ApplicationError as error:
-            form.add_service_errors(error)
-        else:
+        job = form.submit(services.create_job, user=request.user)
+        if job is not None:
             messages.success(request, f"Job {job.pk} was queued: {job.total_prompts:,} prompts × k={job.k}.")
             return redirect("evaluation:job-detail", pk=job.pk)
     status = 400 if form.errors else 200

@@ -21,7 +21,6 @@ from evaluation.scorers import encoders
 from toxplatform.accounts.permissions import RESEARCHER_API
 from toxplatform.corpus.api import APPLICATION_ERROR_SCHEMA
 from toxplatform.corpus.models import Language
-from toxplatform.errors import ApplicationError
 
 RUN_FIELDS = ["id", "status", "stage", "done", "total", "percent", "error", "created_at", "started_at", "finished_at"]
 
@@ -155,12 +154,9 @@ class ImportedScoreSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     def create(self, request):
         data = ImportUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        upload = data.validated_data["file"]
-        if upload.size > imports.MAX_BYTES:
-            raise ApplicationError(f"The score file is larger than {imports.MAX_BYTES // 2**20} MiB")
-        score_set = imports.import_scores_bytes(
-            upload.read(), name=data.validated_data["scorer_name"], dataset=data.validated_data["dataset"],
-            replace=data.validated_data["replace"], user=request.user, file_name=upload.name,
+        score_set = imports.import_scores_upload(
+            data.validated_data["file"], name=data.validated_data["scorer_name"],
+            dataset=data.validated_data["dataset"], replace=data.validated_data["replace"], user=request.user,
         )
         return Response(ImportedScoreSetSerializer(score_set).data, status=status.HTTP_201_CREATED)
 

@@ -6,13 +6,14 @@ from django import forms
 
 from evaluation.scorer_trust.labels import DEFAULT_RULE, RULE_NAMES
 from evaluation.scorers import encoders
+from toxplatform.forms import ServiceForm
 
 
 def _codes(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
 
 
-class TrainingForm(forms.Form):
+class TrainingForm(ServiceForm):
     dataset = forms.CharField(initial="rtp-lx", max_length=100)
     languages = forms.CharField(required=False, max_length=1000, help_text="Codes separated by spaces; empty: all")
     categories = forms.CharField(required=False, max_length=1000, help_text="Slugs separated by spaces; empty: all")
@@ -35,14 +36,14 @@ class TrainingForm(forms.Form):
             raise forms.ValidationError("Must be a JSON object")
         return value
 
-    def service_kwargs(self) -> dict:
+    def service_arguments(self) -> dict:
         data = self.cleaned_data
         return {"dataset": data["dataset"], "languages": _codes(data["languages"]),
                 "categories": _codes(data["categories"]), "name": data["name"], "encoder": data["encoder"],
                 "params": data["params"], "aggregate_rule": data["aggregate_rule"]}
 
 
-class EvaluationForm(forms.Form):
+class EvaluationForm(ServiceForm):
     scorer = forms.CharField(required=False, max_length=2000,
                              help_text='A scorer name, or name:{"param": ...}, e.g. trained:{"name": "rtp-lx-e5"}')
     imported = forms.CharField(required=False, max_length=100, help_text="Or the name of imported scores")
@@ -68,7 +69,7 @@ class EvaluationForm(forms.Form):
             data["scorer_spec"] = {"name": name.strip(), "params": parsed}
         return data
 
-    def service_kwargs(self) -> dict:
+    def service_arguments(self) -> dict:
         data = self.cleaned_data
         return {"scorer": data.get("scorer_spec"), "imported": data["imported"].strip() or None,
                 "dataset": data["dataset"], "languages": _codes(data["languages"]),
@@ -76,8 +77,14 @@ class EvaluationForm(forms.Form):
                 "bootstrap": data["bootstrap"]}
 
 
-class ImportForm(forms.Form):
+class ImportForm(ServiceForm):
     file = forms.FileField(help_text='JSON Lines: {"language", "external_id", "scores": {category: value}} per line')
     scorer_name = forms.CharField(max_length=80, help_text="Listed as imported:<name>")
     dataset = forms.CharField(initial="rtp-lx", max_length=100)
     replace = forms.BooleanField(required=False, help_text="Replace imported scores of the same name")
+    SERVICE_FIELDS = {"name": "scorer_name", "bytes": "file"}
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {"upload": data["file"], "name": data["scorer_name"], "dataset": data["dataset"],
+                "replace": data["replace"]}

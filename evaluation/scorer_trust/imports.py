@@ -146,11 +146,23 @@ def import_scores(path, *, name: str, dataset: str = "rtp-lx", replace: bool = F
         size = path.stat().st_size
     except OSError:
         raise ApplicationError("The score file does not exist", {"path": str(path)}) from None
-    if size > MAX_BYTES:
-        raise ApplicationError(f"The score file is larger than {MAX_BYTES // 2**20} MiB", {"bytes": size})
+    _check_size(size)
     data = path.read_bytes()
     return import_scores_bytes(data, name=name, dataset=dataset, replace=replace, user=user,
                                file_name=file_name or path.name)
+
+
+def import_scores_upload(upload, *, name: str, dataset: str = "rtp-lx", replace: bool = False,
+                         user=None) -> ImportedScoreSet:
+    """An uploaded file (page or API): its size is checked before it is read."""
+    _check_size(upload.size)
+    return import_scores_bytes(upload.read(), name=name, dataset=dataset, replace=replace, user=user,
+                               file_name=upload.name)
+
+
+def _check_size(size: int) -> None:
+    if size > MAX_BYTES:
+        raise ApplicationError(f"The score file is larger than {MAX_BYTES // 2**20} MiB", {"bytes": size})
 
 
 def import_scores_bytes(data: bytes, *, name: str, dataset: str = "rtp-lx", replace: bool = False, user=None,

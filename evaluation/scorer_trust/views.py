@@ -14,7 +14,6 @@ from evaluation.scorer_trust.models import ScorerEvaluation, TrainingRun
 from toxplatform.accounts.models import Role
 from toxplatform.accounts.permissions import role_required
 from toxplatform.corpus.models import HarmCategory, Language
-from toxplatform.errors import ApplicationError
 
 PAGE = 50
 
@@ -53,18 +52,14 @@ def judges_language(request, code: str):
 @role_required(Role.RESEARCHER)
 def training_list(request):
     form = TrainingForm(request.POST or None)
-    error = None
     if request.method == "POST" and form.is_valid():
-        try:
-            run = training.create_training_run(**form.service_kwargs(), user=request.user)
-        except ApplicationError as exc:
-            error = exc
-        else:
+        run = form.submit(training.create_training_run, user=request.user)
+        if run is not None:
             messages.success(request, f"Training run {run.pk} ({run.scorer_key}) queued.")
             return redirect("scorer_trust:training-detail", run.pk)
-    status = 400 if request.method == "POST" else 200
+    status = 400 if form.errors else 200
     return render(request, "scorer_trust/training_list.html",
-                  {"runs": selectors.training_runs()[:PAGE], "form": form, "error": error}, status=status)
+                  {"runs": selectors.training_runs()[:PAGE], "form": form}, status=status)
 
 
 @role_required(Role.RESEARCHER)
@@ -87,19 +82,14 @@ def training_cancel(request, pk: int):
 def evaluation_list(request):
     form = EvaluationForm(request.POST or None,
                           initial={"scorer": request.GET.get("scorer", ""), "imported": request.GET.get("imported", "")})
-    error = None
     if request.method == "POST" and form.is_valid():
-        try:
-            evaluation = scorer_evaluation.create_scorer_evaluation(**form.service_kwargs(), user=request.user)
-        except ApplicationError as exc:
-            error = exc
-        else:
+        evaluation = form.submit(scorer_evaluation.create_scorer_evaluation, user=request.user)
+        if evaluation is not None:
             messages.success(request, f"Scorer evaluation {evaluation.pk} ({evaluation.scorer_key}) queued.")
             return redirect("scorer_trust:evaluation-detail", evaluation.pk)
-    status = 400 if request.method == "POST" else 200
+    status = 400 if form.errors else 200
     return render(request, "scorer_trust/evaluation_list.html",
-                  {"evaluations": selectors.scorer_evaluations()[:PAGE], "form": form, "error": error},
-                  status=status)
+                  {"evaluations": selectors.scorer_evaluations()[:PAGE], "form": form}, status=status)
 
 
 @role_required(Role.RESEARCHER)
@@ -130,24 +120,14 @@ def run_progress(request, kind: str, pk: int):
 @role_required(Role.RESEARCHER)
 def import_list(request):
     form = ImportForm(request.POST or None, request.FILES or None)
-    error = None
     if request.method == "POST" and form.is_valid():
-        upload = form.cleaned_data["file"]
-        try:
-            if upload.size > imports.MAX_BYTES:
-                raise ApplicationError(f"The score file is larger than {imports.MAX_BYTES // 2**20} MiB")
-            score_set = imports.import_scores_bytes(
-                upload.read(), name=form.cleaned_data["scorer_name"], dataset=form.cleaned_data["dataset"],
-                replace=form.cleaned_data["replace"], user=request.user, file_name=upload.name,
-            )
-        except ApplicationError as exc:
-            error = exc
-        else:
+        score_set = form.submit(imports.import_scores_upload, user=request.user)
+        if score_set is not None:
             messages.success(request, f"Imported {score_set.lines} lines as {score_set.scorer_key}.")
             return redirect(f"{_url('scorer_trust:evaluation-list')}?imported={score_set.name}")
-    status = 400 if request.method == "POST" else 200
+    status = 400 if form.errors else 200
     return render(request, "scorer_trust/import_list.html",
-                  {"sets": selectors.imported_sets(), "form": form, "error": error}, status=status)
+                  {"sets": selectors.imported_sets(), "form": form}, status=status)
 
 
 def _url(name: str) -> str:
