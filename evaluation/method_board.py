@@ -134,8 +134,8 @@ def methods_board(*, model: ModelSpec, dataset: Dataset, language: Language, sco
     for row in rows:
         wanted = (
             (row.metric in PAIRED and (row.scorer, row.category) == (scorer, category))
-            or (row.metric == PPL.metric and row.scorer == perplexity_scorer and "ppl<" not in row.variant)
-            or (row.metric.startswith("dist-") and row.scorer == "" and "per token" not in row.variant)
+            or (row.metric == PPL.metric and row.scorer == perplexity_scorer)
+            or (row.metric.startswith("dist-") and row.scorer == "")
         )
         if wanted and variant_matches(row, k=k, rule=rule):
             by_job[row.job_id].cells[row.metric] = _cell(row)
