@@ -1,5 +1,5 @@
-"""A JSON-over-HTTP client with retries, shared by the openai generator, the llm_judge scorer
-and the azure_content_safety scorer.
+"""A JSON-over-HTTP client with retries, the one every outbound call uses: the openai
+generator, the llm_judge scorer and the azure_content_safety scorer.
 
     client = RetryingClient(headers={"Authorization": "Bearer ..."}, timeout_s=30, max_retries=5)
     data = client.post_json(url, {"...": ...})
@@ -13,6 +13,9 @@ and the azure_content_safety scorer.
 - `describe(response)` makes the text an error shows of a failed response. The default says
   only the status and the server's error *code* (a short identifier), never the body, since
   bodies of hosted APIs can echo the input text. The openai generator passes its own.
+- `on_refusal(response)` sees every non-2xx response first and may raise an exception of its
+  own (the openai generator: a server that caps `n`, as llama.cpp does) or log it.
+- The answer must be a JSON object.
 - `min_interval_s` spaces the *starts* of requests across all threads of one client: a
   client-side rate limit for APIs with a requests-per-second quota.
 - One requests.Session per thread (Session is not thread-safe).
@@ -77,7 +80,7 @@ def error_code(response: requests.Response) -> str:
 
 def safe_description(response: requests.Response) -> str:
     code = error_code(response)
-    return f"{response.reason or 'error'}" + (f" ({code})" if code else "")
+    return f"HTTP {response.status_code}: {response.reason or 'error'}" + (f" ({code})" if code else "")
 
 
 class RateLimiter:
@@ -112,7 +115,7 @@ class RetryingClient:
         describe: Callable[[requests.Response], str] = safe_description,
         context: dict | None = None,
         auth_hint: str = "",
-        show_non_json: bool = False,
+        on_refusal: Callable[[requests.Response], None] | None = None,
     ):
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
@@ -123,7 +126,7 @@ class RetryingClient:
         self.describe = describe
         self.context = dict(context or {})  # added to every error's extra (model name, ...)
         self.auth_hint = auth_hint
-        self.show_non_json = show_non_json
+        self.on_refusal = on_refusal
         self._local = threading.local()
 
     def _session(self) -> requests.Session:
@@ -160,24 +163,23 @@ class RetryingClient:
                                             allow_redirects=False)
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Retryable(f"{type(exc).__name__}: {_without_query(str(exc))}") from exc
+        if response.status_code >= 300 and self.on_refusal:
+            self.on_refusal(response)
         if response.status_code in RETRYABLE_STATUS:
-            raise Retryable(
-                f"HTTP {response.status_code}: {self.describe(response)}", retry_after_s(response.headers.get("Retry-After"))
-            )
+            raise Retryable(self.describe(response), retry_after_s(response.headers.get("Retry-After")))
         if response.status_code in AUTH_STATUS and self.auth_hint:
-            raise ApplicationError(
-                f"{url} refused the key: HTTP {response.status_code}: {self.describe(response)}",
-                {"fix": self.auth_hint, **self.context},
-            )
+            raise ApplicationError(f"{url} refused the key: {self.describe(response)}",
+                                   {"fix": self.auth_hint, **self.context})
         if response.status_code >= 300:
-            raise ApplicationError(
-                f"{url} refused the request: HTTP {response.status_code}: {self.describe(response)}", self.context
-            )
+            raise ApplicationError(f"{url} refused the request: {self.describe(response)}", self.context)
         try:
-            return response.json()
+            data = response.json()
         except ValueError:
-            extra = {"start": response.text[:200]} if self.show_non_json else {}
-            raise ApplicationError(f"{url} answered with something that is not JSON", {**extra, **self.context}) from None
+            data = None
+        if not isinstance(data, dict):
+            # Never the body itself: it is not ours to show in a job's error.
+            raise ApplicationError(f"{url} answered with something that is not a JSON object", self.context)
+        return data
 
 
 def _without_query(text: str) -> str:

@@ -29,17 +29,14 @@ words are counted. Both are approximations, documented as such.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import requests
 
 from evaluation import model_loading
-from evaluation.http_client import RETRYABLE_STATUS, retry_after_s  # noqa: F401  (retry_after_s: tests)
 from evaluation.generators.base import (
     GenerationHooks,
     GenerationParams,
@@ -53,6 +50,7 @@ from evaluation.generators.base import (
     render_plain,
     sample_seed,
 )
+from evaluation.http_client import RetryingClient
 from toxplatform import outbound
 from toxplatform.errors import ApplicationError
 
@@ -107,12 +105,6 @@ def n_cap(message: str) -> int | None:
     return int(found.group(1) or found.group(2)) if found else None
 
 
-class _Retryable(Exception):
-    def __init__(self, reason: str, wait_s: float | None = None):
-        super().__init__(reason)
-        self.wait_s = wait_s
-
-
 @registry.register
 class OpenAIGenerator(Generator):
     name = "openai"
@@ -141,8 +133,13 @@ class OpenAIGenerator(Generator):
                 raise ValueError("max_n must be at least 1")
         except (TypeError, ValueError) as exc:
             raise ApplicationError(f"bad endpoint option for model {config.name!r}: {exc}") from exc
-        self.api_key = outbound.api_key(config.params, self.base_url)
-        self._local = threading.local()
+        api_key = outbound.api_key(config.params, self.base_url)
+        self.client = RetryingClient(
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
+            timeout_s=self.timeout_s, max_retries=self.max_retries, backoff_s=self.backoff_s,
+            max_backoff_s=self.max_backoff_s, describe=outbound.describe_status,
+            context={"model": config.remote_model}, on_refusal=self._on_refusal,
+        )
         self._cap_lock = threading.Lock()
 
     def fingerprint(self) -> str:
@@ -218,64 +215,17 @@ class OpenAIGenerator(Generator):
         return choice.get("text") or ""
 
     # --- HTTP ------------------------------------------------------------------------
-    def _session(self) -> requests.Session:
-        if not hasattr(self._local, "session"):
-            session = requests.Session()
-            if self.api_key:
-                session.headers["Authorization"] = f"Bearer {self.api_key}"
-            self._local.session = session
-        return self._local.session
-
     def _post(self, path: str, body: dict) -> dict:
-        url = self.base_url + path
-        last_reason = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self._post_once(url, body)
-            except _Retryable as exc:
-                last_reason = str(exc)
-                if attempt == self.max_retries:
-                    break
-                # Full jitter: concurrent clients that failed together do not retry together.
-                backoff = random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2**attempt))
-                time.sleep(max(backoff, min(exc.wait_s or 0.0, self.max_backoff_s)))
-        raise ApplicationError(
-            f"cannot reach {url}: {last_reason}", {"attempts": self.max_retries + 1, "model": self.config.remote_model}
-        )
+        return self.client.post_json(self.base_url + path, body)
 
-    def _post_once(self, url: str, body: dict) -> dict:
-        try:
-            outbound.check_address(url)
-        except outbound.Unresolvable as exc:
-            raise _Retryable(str(exc)) from None
-        try:
-            # No redirects: a redirect could lead to an address the check above refuses.
-            response = self._session().post(url, json=body, timeout=self.timeout_s, allow_redirects=False)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
+    def _on_refusal(self, response: requests.Response) -> None:
         # What the server said goes to the worker log only: job errors are read by every
         # researcher, and a reply body is not ours to show them.
-        if response.status_code >= 300:
-            logger.warning("%s answered HTTP %s: %r", url, response.status_code, error_message(response))
+        logger.warning("%s answered HTTP %s: %r", response.url, response.status_code, error_message(response))
         if response.status_code == 400:
             cap = n_cap(error_message(response))
             if cap is not None:
                 raise _NTooLarge(cap)
-        if response.status_code in RETRYABLE_STATUS:
-            raise _Retryable(f"HTTP {response.status_code} {response.reason or ''}".strip(),
-                             retry_after_s(response.headers.get("Retry-After")))
-        if response.status_code >= 300:
-            raise ApplicationError(
-                f"{url} refused the request: {outbound.describe_status(response)}", {"model": self.config.remote_model}
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ApplicationError(f"{url} answered with something that is not a JSON object",
-                                   {"model": self.config.remote_model})
-        return data
 
 
 def error_message(response: requests.Response) -> str:

@@ -4,7 +4,8 @@ import socket
 import pytest
 
 from evaluation.generators import GenerationHooks, GenerationParams, PromptInput, fingerprint_for, load_generator
-from evaluation.generators.openai import retry_after_s, token_counts
+from evaluation.generators.openai import token_counts
+from evaluation.http_client import retry_after_s
 from tests.loopback_openai import LoopbackOpenAI
 from toxplatform.errors import ApplicationError
 
