@@ -66,16 +66,26 @@ def api_key(params: Mapping, url: str) -> str:
     key = os.environ.get(key_env, "") if key_env else settings.OPENAI_API_KEY
     if not key:
         return ""
-    host = (urlsplit(url).hostname or "").lower()
-    if host not in settings.OPENAI_KEY_HOSTS:
+    if not may_receive_keys(url):
         if key_env:
-            raise ApplicationError(
-                f"the key in {key_env} may not be sent to {host}",
-                {"hosts allowed to receive keys": ", ".join(settings.OPENAI_KEY_HOSTS) or "none",
-                 "setting": "TOXPLATFORM_API_KEY_HOSTS"},
-            )
+            check_key_host(key_env, url)
         return ""  # the platform's default key stays home; servers that need none still work
     return key
+
+
+def may_receive_keys(url: str) -> bool:
+    return (urlsplit(url).hostname or "").lower() in settings.OPENAI_KEY_HOSTS
+
+
+def check_key_host(key_env: str, url: str) -> None:
+    """A key from the environment (the platform's secret) goes only to the hosts an operator
+    listed (TOXPLATFORM_API_KEY_HOSTS), whoever names the variable: a model spec or a judge."""
+    if not may_receive_keys(url):
+        raise ApplicationError(
+            f"the key in {key_env} may not be sent to {(urlsplit(url).hostname or '').lower()}",
+            {"hosts allowed to receive keys": ", ".join(settings.OPENAI_KEY_HOSTS) or "none",
+             "setting": "TOXPLATFORM_API_KEY_HOSTS"},
+        )
 
 
 STATUS_HINTS = {

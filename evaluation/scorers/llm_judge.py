@@ -21,6 +21,7 @@ from django.conf import settings
 from evaluation.scorers import measures
 from evaluation.scorers.base import Scorer, ScoreResult, ScoringInput, no_score, registry
 from evaluation.scorers.judge_parser import SCALES, parse_reply
+from toxplatform import outbound
 from toxplatform.errors import ApplicationError
 from toxplatform.params import Param, ParamSchema
 
@@ -97,7 +98,7 @@ class LLMJudgeScorer(Scorer):
             from evaluation.generators.openai import base_url
 
             self.base_url = base_url(params["endpoint"])
-            self.api_key = self._api_key(params["api_key_env"])
+            self.api_key = self._api_key(params["api_key_env"], self.base_url)
             self.judge_label = params["model"]
         else:
             self._check_local(params)
@@ -123,7 +124,7 @@ class LLMJudgeScorer(Scorer):
         return key if self.text == "continuation" else f"{key}:{self.text}"
 
     # --- checks ------------------------------------------------------------------------
-    def _api_key(self, env_name: str | None) -> str:
+    def _api_key(self, env_name: str | None, url: str) -> str:
         allowed = list(getattr(settings, "JUDGE_API_KEY_ENVS", []))
         if env_name is None:
             return ""  # a key is sent only when a job names one: the endpoint is a job parameter
@@ -132,6 +133,7 @@ class LLMJudgeScorer(Scorer):
                 f"Scorer 'llm_judge': api_key_env {env_name!r} is not an allowed key variable",
                 {"allowed": ", ".join(allowed) or "none (set TOXPLATFORM_JUDGE_KEY_ENVS)"},
             )
+        outbound.check_key_host(env_name, url)  # the endpoint is a job parameter: keys stay on listed hosts
         key = os.environ.get(env_name, "")
         if not key:
             raise ApplicationError(f"Scorer 'llm_judge': environment variable {env_name} is empty or not set")

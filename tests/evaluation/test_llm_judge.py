@@ -140,6 +140,7 @@ def test_persistent_failure_and_timeouts_give_a_clear_error(db, server):
 def test_bad_key_is_refused_clearly_without_the_key(db, server, monkeypatch, settings):
     server.require_api_key = "sk-right"
     settings.JUDGE_API_KEY_ENVS = ["JUDGE_API_KEY"]
+    settings.OPENAI_KEY_HOSTS = ["127.0.0.1"]
     monkeypatch.setenv("JUDGE_API_KEY", "sk-wrong-123")
     with pytest.raises(ApplicationError) as error:
         make(server, api_key_env="JUDGE_API_KEY").score([item("x")])
@@ -151,8 +152,20 @@ def test_bad_key_is_refused_clearly_without_the_key(db, server, monkeypatch, set
     assert server.headers[-1]["Authorization"] == "Bearer sk-right"
 
 
+def test_a_key_from_the_environment_goes_only_to_listed_hosts(db, server, monkeypatch, settings):
+    """The endpoint is a job parameter: naming an allowed variable must not send the
+    platform's key to a server of the researcher's choosing."""
+    settings.JUDGE_API_KEY_ENVS = ["JUDGE_API_KEY"]
+    settings.OPENAI_KEY_HOSTS = ["api.openai.com"]
+    monkeypatch.setenv("JUDGE_API_KEY", "sk-platform-secret")
+    with pytest.raises(ApplicationError, match="the key in JUDGE_API_KEY may not be sent to 127.0.0.1") as error:
+        make(server, api_key_env="JUDGE_API_KEY")
+    assert "sk-platform-secret" not in str(error.value) and not server.headers
+
+
 def test_key_variable_must_be_allow_listed(db, server, monkeypatch, settings):
     settings.JUDGE_API_KEY_ENVS = ["JUDGE_API_KEY"]
+    settings.OPENAI_KEY_HOSTS = ["127.0.0.1"]
     monkeypatch.setenv("SECRET_KEY", "django-secret")
     with pytest.raises(ApplicationError, match="'SECRET_KEY' is not an allowed key variable"):
         make(server, api_key_env="SECRET_KEY")
