@@ -285,6 +285,12 @@ def test_a_job_with_aura_runs_end_to_end_and_a_second_job_reuses_the_artifact(ti
     assert second.status == EvaluationJob.Status.DONE, second.error
     assert DetoxArtifact.objects.count() == 1 and second.detox_notes["artifact"] == first.detox_notes["artifact"]
     worker_cache.clear()
+    outputs = services.run_job_inline(services.create_job(
+        **job_args(spec, dataset, method_params={"units": "linear_outputs"}), enqueue=False))
+    assert outputs.status == EvaluationJob.Status.DONE, outputs.error
+    assert DetoxArtifact.objects.count() == 2 and outputs.detox_notes["artifact"]["path"] != artifact.path
+    assert outputs.detox_notes["neurons_changed"] > 0
+    worker_cache.clear()
 
 
 @pytest.mark.django_db
@@ -297,6 +303,9 @@ def test_submit_refuses_missing_data_bad_layers_and_other_architectures(tiny_lla
     with pytest.raises(ApplicationError) as error:
         services.create_job(**job_args(spec, dataset, method_params={"layers": [0, 5]}), enqueue=False)
     assert "layers [5] do not exist: model 'tiny-llama' has 2 decoder layers" in error.value.extra["method"]
+    with pytest.raises(ApplicationError) as error:  # the form, the API and the CLI go through here
+        services.create_job(**job_args(spec, dataset, method_params={"units": "heads"}), enqueue=False)
+    assert "units must be one of neurons, linear_outputs (got 'heads')" in error.value.extra["method_params"]
     other = tmp_path / "bert"
     build_tiny_causal_lm(other, "llama")
     config = json.loads((other / "config.json").read_text())
