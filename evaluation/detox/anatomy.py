@@ -257,3 +257,31 @@ def forward_inputs(args, kwargs):
     if mask is None:
         mask = torch.ones_like(input_ids)
     return input_ids, mask, prefill
+
+
+class PromptLanguages:
+    """The language of each row of a generate batch, recognised by its prompt tokens.
+
+    A method notes its prompts in transform_prompt (`note`) and, in a pre-hook on the model at
+    the prefill pass, looks up the rows (`of_rows`, each row's unpadded tokens): None for a row
+    it never saw (generate called without transform_prompt).
+    """
+
+    def __init__(self):
+        self._pending: dict = {}  # prompts noted, not encoded yet
+        self._by_tokens: dict[tuple, str] = {}  # prompt tokens -> language
+
+    def note(self, prompt) -> None:
+        self._pending[prompt] = None
+
+    def of_rows(self, generator, rows: list[list[int]]) -> list[str | None]:
+        if self._pending:
+            prompts = list(self._pending)
+            for prompt, ids in zip(prompts, generator.encode(prompts)):
+                self._by_tokens.setdefault(tuple(ids), prompt.language)
+            self._pending.clear()
+        return [self._by_tokens.get(tuple(row)) for row in rows]
+
+    def seen(self) -> list[str]:
+        """The languages of every prompt recognised so far, sorted."""
+        return sorted(set(self._by_tokens.values()))
