@@ -2,8 +2,11 @@
 
 Two layouts cover GPT-2 and the Llama family (Llama, Mistral, Qwen2/3, Gemma 1-3, Phi-3):
 - MLP neurons = the input of the MLP's output projection (`mlp.down_proj`; GPT-2 `mlp.c_proj`);
+- the MLP's linear modules, whose outputs apple/ml-aura hooks (`mlp.gate_proj`, `up_proj`,
+  `down_proj`; Phi-3 `gate_up_proj`; GPT-2 `mlp.c_fc`, `mlp.c_proj`);
 - concatenated attention heads = the input of the attention output projection
-  (`self_attn.o_proj`; GPT-2 `attn.c_proj`), [batch, seq, heads * head_dim];
+  (`self_attn.o_proj`; GPT-2 `attn.c_proj`), [batch, seq, heads * head_dim]; its output is
+  where LizLizLi/DeStein reads and steers, split into as many equal slices as heads;
 - the residual stream = a decoder layer's output.
 `architecture_problem(spec)` says at submit time, from config.json / GGUF metadata (no weights
 are read), when a model is of another type.
@@ -33,6 +36,19 @@ def mlp_neurons(layer):
     raise ApplicationError(f"cannot find the MLP output projection of {type(layer).__name__}")
 
 
+# The MLP's linear modules in the order apple/ml-aura lists them (whichever the layer has).
+MLP_LINEAR_NAMES = ("c_fc", "gate_proj", "up_proj", "gate_up_proj", "c_proj", "down_proj")
+
+
+def mlp_linear_modules(layer) -> list[tuple[str, object]]:
+    """[(name, module)] of the MLP's linear modules, e.g. [("mlp.c_fc", ...), ("mlp.c_proj", ...)]."""
+    mlp = getattr(layer, "mlp", None)
+    found = [(f"mlp.{name}", getattr(mlp, name)) for name in MLP_LINEAR_NAMES if hasattr(mlp, name)]
+    if not found:
+        raise ApplicationError(f"cannot find the MLP's linear modules of {type(layer).__name__}")
+    return found
+
+
 def attention_output(layer):
     """The module whose input is the concatenated attention heads [batch, seq, heads * head_dim]."""
     for attention, projection in (("self_attn", "o_proj"), ("attn", "c_proj")):
@@ -51,6 +67,15 @@ def in_features(module) -> int:
     return module.weight.shape[0]
 
 
+def out_features(module) -> int:
+    """Output width of a Linear or GPT-2 Conv1D."""
+    import torch
+
+    if isinstance(module, torch.nn.Linear):
+        return module.out_features
+    return module.weight.shape[1]
+
+
 def head_count(model) -> int:
     config = getattr(model.config, "text_config", None) or model.config
     for name in ("num_attention_heads", "n_head"):
@@ -59,10 +84,14 @@ def head_count(model) -> int:
     raise ApplicationError(f"cannot find the number of attention heads of {type(model).__name__}")
 
 
-def head_layout(model) -> tuple[int, int]:
-    """(heads, head_dim) of the attention output projection's input."""
+def head_layout(model, where: str = "input") -> tuple[int, int]:
+    """(heads, width of one head's slice) of the attention output projection's input (the
+    concatenated heads), or with where="output" of its output cut into as many equal slices."""
     heads = head_count(model)
-    width = in_features(attention_output(decoder_layers(model)[0]))
+    module = attention_output(decoder_layers(model)[0])
+    width = in_features(module) if where == "input" else out_features(module)
+    if width % heads:
+        raise ApplicationError(f"the attention output projection's {where} ({width}) does not split into {heads} heads")
     return heads, width // heads
 
 
@@ -228,3 +257,31 @@ def forward_inputs(args, kwargs):
     if mask is None:
         mask = torch.ones_like(input_ids)
     return input_ids, mask, prefill
+
+
+class PromptLanguages:
+    """The language of each row of a generate batch, recognised by its prompt tokens.
+
+    A method notes its prompts in transform_prompt (`note`) and, in a pre-hook on the model at
+    the prefill pass, looks up the rows (`of_rows`, each row's unpadded tokens): None for a row
+    it never saw (generate called without transform_prompt).
+    """
+
+    def __init__(self):
+        self._pending: dict = {}  # prompts noted, not encoded yet
+        self._by_tokens: dict[tuple, str] = {}  # prompt tokens -> language
+
+    def note(self, prompt) -> None:
+        self._pending[prompt] = None
+
+    def of_rows(self, generator, rows: list[list[int]]) -> list[str | None]:
+        if self._pending:
+            prompts = list(self._pending)
+            for prompt, ids in zip(prompts, generator.encode(prompts)):
+                self._by_tokens.setdefault(tuple(ids), prompt.language)
+            self._pending.clear()
+        return [self._by_tokens.get(tuple(row)) for row in rows]
+
+    def seen(self) -> list[str]:
+        """The languages of every prompt recognised so far, sorted."""
+        return sorted(set(self._by_tokens.values()))

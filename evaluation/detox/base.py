@@ -3,8 +3,9 @@
 A method acts at one or more of four points, each optional:
 - `transform_prompt(prompt)`: prompt-level methods (system prompt / self-reminder, CMD).
 - `install(generator, ctx)`, run by `applied(generator)`: forward hooks on torch modules
-  (AURA/DAMP/Det_zero: a pre-hook on `mlp.down_proj`; DeStein: a pre-hook on
-  `self_attn.o_proj`; toxic-vector subtraction: a hook on a decoder layer), logits
+  (AURA/DAMP/Det_zero: a pre-hook on `mlp.down_proj`, or hooks on the MLP's linear modules'
+  outputs; DeStein: a pre-hook on `self_attn.o_proj`, or a hook on its output; toxic-vector
+  subtraction: a hook on a decoder layer), logits
   processors (DExperts, word ban) or temporary weight edits. `applied` undoes all of it
   when it exits, even on an exception, so the model is bit-identical afterwards.
 - `derive_model(generator)`: editing methods (DINM, FT-L) return a new generator.

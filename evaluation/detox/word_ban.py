@@ -16,7 +16,7 @@ of the lists of the languages seen so far, and the method notes it.
 """
 from __future__ import annotations
 
-from evaluation.detox.anatomy import forward_inputs
+from evaluation.detox.anatomy import PromptLanguages, forward_inputs
 from evaluation.detox.base import DetoxMethod, registry
 from evaluation.detox.learning_data import resolve_data_file
 from evaluation.generators.base import PromptInput
@@ -101,8 +101,7 @@ class WordBan(DetoxMethod):
         self.extra_words = read_word_file(self.params["word_file"]) if self.params["word_file"] else []
         self._tables: dict[str, dict] = {}  # per language, built on first use
         self._fallbacks: dict[tuple, dict] = {}
-        self._languages: dict[tuple, str] = {}  # prompt tokens -> language
-        self._pending: dict[PromptInput, None] = {}  # prompts seen, not encoded yet
+        self._prompts = PromptLanguages()
         self.row_tables: list[dict] = []
         self.row_languages: list[str | None] = []
         self._generator = None
@@ -119,7 +118,7 @@ class WordBan(DetoxMethod):
         return problems
 
     def transform_prompt(self, prompt: PromptInput) -> PromptInput:
-        self._pending[prompt] = None
+        self._prompts.note(prompt)
         return prompt
 
     def table_for(self, language: str) -> dict:
@@ -139,7 +138,7 @@ class WordBan(DetoxMethod):
         return self._tables[language]
 
     def fallback_table(self) -> dict:
-        languages = tuple(sorted(set(self._languages.values())))
+        languages = tuple(self._prompts.seen())
         if languages not in self._fallbacks:
             self._fallbacks[languages] = merge_tables(
                 [self.table_for(language) for language in languages]
@@ -148,16 +147,11 @@ class WordBan(DetoxMethod):
         return self._fallbacks[languages]
 
     def _recognise_rows(self, input_ids, attention_mask) -> None:
-        if self._pending:
-            prompts = list(self._pending)
-            for prompt, ids in zip(prompts, self._generator.encode(prompts)):
-                self._languages.setdefault(tuple(ids), prompt.language)
-            self._pending.clear()
-        self.row_languages, self.row_tables = [], []
-        for ids, mask in zip(input_ids.tolist(), attention_mask.tolist()):
-            language = self._languages.get(tuple(token for token, real in zip(ids, mask) if real))
-            self.row_languages.append(language)
-            self.row_tables.append(self.table_for(language) if language is not None else self.fallback_table())
+        rows = [[token for token, real in zip(ids, mask) if real]
+                for ids, mask in zip(input_ids.tolist(), attention_mask.tolist())]
+        self.row_languages = self._prompts.of_rows(self._generator, rows)
+        self.row_tables = [self.table_for(language) if language is not None else self.fallback_table()
+                           for language in self.row_languages]
         if None in self.row_languages:
             self.notes["rows_without_language"] = self.notes.get("rows_without_language", 0) + \
                 self.row_languages.count(None)

@@ -45,5 +45,20 @@ def watch_input(module):
         last.remove()
 
 
+@contextlib.contextmanager
+def watch_output(module):
+    """Records a module's output as its forward returns it ("first", before any forward hook)
+    and as the model receives it ("last", after every hook registered before this one)."""
+    seen: dict[str, list] = {"first": [], "last": []}
+    first = module.register_forward_hook(lambda m, args, out: seen["first"].append(out.detach().clone()),
+                                         prepend=True)
+    last = module.register_forward_hook(lambda m, args, out: seen["last"].append(out.detach().clone()))
+    try:
+        yield seen
+    finally:
+        first.remove()
+        last.remove()
+
+
 def assert_no_hooks(model):
     assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())

@@ -1,4 +1,6 @@
-"""AURA, Det_zero and DAMP on tiny GPT-2 and Llama models: AUROC, the exact hook, undo, reuse, jobs."""
+"""AURA, Det_zero and DAMP on tiny GPT-2 and Llama models: AUROC, the exact hook, undo, reuse, jobs.
+Both units: the paper's MLP neurons and apple/ml-aura's outputs of the MLP's linear modules."""
+import contextlib
 import json
 
 import numpy as np
@@ -8,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from evaluation import services, worker_cache
 from evaluation.detox import load_detox_method
-from evaluation.detox.anatomy import in_features, mlp_neurons
+from evaluation.detox.anatomy import in_features, mlp_linear_modules, mlp_neurons, out_features
 from evaluation.detox.aura import Aura, _NeuronExperts, auroc_per_unit
 from evaluation.detox.base import decoder_layers
 from evaluation.generators import GenerationParams
@@ -21,6 +23,7 @@ from tests.evaluation.detox_helpers import (
     prompt_ids,
     tiny_generator,
     watch_input,
+    watch_output,
 )
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import make_dataset, model_spec_for
@@ -97,8 +100,9 @@ def test_hook_multiplies_exactly_the_chosen_neurons_and_nothing_else(generator, 
     assert method.notes["neurons_changed"] == sum(1 for f in expected if f != 1)
 
 
-def test_model_is_bit_identical_after_the_context_and_after_an_exception(generator):
-    method = Aura()
+@pytest.mark.parametrize("units", ["neurons", "linear_outputs"])
+def test_model_is_bit_identical_after_the_context_and_after_an_exception(generator, units):
+    method = Aura(units=units)
     method.artifact = method.prepare(generator, DATA)
     before = logits(generator)
     with method.applied(generator):
@@ -129,12 +133,112 @@ def test_second_load_or_prepare_reuses_the_artifact_also_with_another_alpha(gene
     assert calls == ["damp", "damp"] and DetoxArtifact.objects.count() == 2
 
 
+# --- units="linear_outputs" (apple/ml-aura) --------------------------------------------------
+
+
+# The modules apple/ml-aura hooks: its GPT-2 config and its Llama/Mistral evaluation config.
+REFERENCE_MODULES = {"gpt2": {"mlp.c_fc", "mlp.c_proj"}, "llama": {"mlp.up_proj", "mlp.gate_proj", "mlp.down_proj"}}
+
+
+def test_linear_outputs_score_each_output_unit_of_each_mlp_linear_module(generator):
+    artifact = Aura(layers=[-1], units="linear_outputs").prepare(generator, DATA)
+    last = len(decoder_layers(generator.model)) - 1
+    modules = dict(mlp_linear_modules(decoder_layers(generator.model)[last]))
+    assert set(artifact["modules"]) == REFERENCE_MODULES[generator.model.config.model_type] == set(modules)
+    labels = [1] * len(DATA["toxic"]) + [0] * len(DATA["nontoxic"])
+    expected = []
+    for name in artifact["modules"]:  # each module's output, one text at a time: no padding at all
+        pooled = []
+        for text in DATA["toxic"] + DATA["nontoxic"]:
+            with watch_output(modules[name]) as seen, torch.inference_mode():
+                generator.model(generator.tokenizer(text, return_tensors="pt")["input_ids"])
+            pooled.append(seen["first"][0][0].amax(dim=0).numpy())
+        pooled = np.stack(pooled)
+        expected += [roc_auc_score(labels, pooled[:, unit]) for unit in range(pooled.shape[1])]
+    assert artifact["widths"].tolist() == [out_features(modules[name]) for name in artifact["modules"]]
+    assert artifact["layers"].tolist() == [last]
+    np.testing.assert_allclose(artifact["auroc"][0].numpy(), expected, rtol=0, atol=1e-12)
+    assert 0 < (artifact["auroc"] > 0.5).sum() < artifact["auroc"].numel()
+
+
+def crafted_outputs_artifact(generator, first, last):
+    """AUROCs by hand for the first units of layer 0's first and last MLP linear module."""
+    layers = decoder_layers(generator.model)
+    named = mlp_linear_modules(layers[0])
+    widths = [out_features(module) for _, module in named]
+    auroc = torch.full((len(layers), sum(widths)), 0.5, dtype=torch.float64)
+    auroc[0, : len(first)] = torch.tensor(first, dtype=torch.float64)
+    start = sum(widths[:-1])
+    auroc[0, start: start + len(last)] = torch.tensor(last, dtype=torch.float64)
+    return {"layers": torch.arange(len(layers)), "auroc": auroc, "modules": [name for name, _ in named],
+            "widths": torch.tensor(widths)}
+
+
+@pytest.mark.parametrize("name, params, first, last", [
+    ("aura", {}, [1.0, 1 - 2 * (0.75 - 0.5), 0.0], [1 - 2 * (0.9 - 0.5), 1 - 2 * (0.6 - 0.5)]),
+    ("det_zero", {"num_experts": 2}, [1.0, 1.0, 0.0], [0.0, 1.0]),  # top 2 over all units: 1.0 and 0.9
+    ("damp", {"num_experts": 2, "alpha": 0.25}, [1.0, 1.0, 0.25], [0.25, 1.0]),
+])
+def test_linear_outputs_hook_multiplies_exactly_the_chosen_module_outputs(generator, name, params, first, last):
+    method = load_detox_method(name, {**params, "units": "linear_outputs"})
+    method.artifact = crafted_outputs_artifact(generator, [0.3, 0.75, 1.0], [0.9, 0.6])
+    layers = decoder_layers(generator.model)
+    named = mlp_linear_modules(layers[0])
+    expected = {named[0][0]: first, named[-1][0]: last}
+    with method.applied(generator), contextlib.ExitStack() as stack, torch.inference_mode():
+        seen = {module_name: stack.enter_context(watch_output(module)) for module_name, module in named}
+        neurons = stack.enter_context(watch_input(mlp_neurons(layers[0])))
+        generator.model(prompt_ids(generator))
+    for module_name, _ in named:
+        before, after = seen[module_name]["first"][0], seen[module_name]["last"][0]
+        factors = expected.get(module_name, [])  # a module in between (Llama's up_proj): none
+        scale = torch.ones(before.shape[-1])
+        scale[: len(factors)] = torch.tensor(factors)
+        assert torch.equal(after, before * scale)
+        assert torch.equal(after[..., len(factors):], before[..., len(factors):])  # every other unit bit-identical
+    # No pre-hook on the neurons (the paper's point); no hook on a module or layer without an expert.
+    assert torch.equal(neurons["first"][0], neurons["last"][0])
+    assert all(not module._forward_hooks for layer in layers[1:] for _, module in mlp_linear_modules(layer))
+    assert method.notes["neurons_changed"] == sum(1 for f in first + last if f != 1)
+
+
+def test_linear_outputs_hooks_only_modules_with_an_expert(generator):
+    method = Aura(units="linear_outputs")
+    method.artifact = crafted_outputs_artifact(generator, [0.8], [])
+    named = mlp_linear_modules(decoder_layers(generator.model)[0])
+    with method.applied(generator):
+        assert [bool(module._forward_hooks) for _, module in named] == [True] + [False] * (len(named) - 1)
+    assert_no_hooks(generator.model)
+
+
+@pytest.mark.django_db
+def test_each_units_choice_prepares_its_own_artifact(generator, settings, tmp_path, monkeypatch):
+    settings.MODEL_CACHE_DIR = tmp_path
+    calls = []
+    original = _NeuronExperts.prepare
+    monkeypatch.setattr(_NeuronExperts, "prepare", lambda self, g, d: calls.append(self.params["units"])
+                        or original(self, g, d))
+    neurons = Aura().load_or_prepare(generator, DATA)
+    outputs = Aura(units="linear_outputs").load_or_prepare(generator, DATA)
+    assert calls == ["neurons", "linear_outputs"] and DetoxArtifact.objects.count() == 2
+    assert "modules" not in neurons and outputs["auroc"].shape[1] == int(outputs["widths"].sum())
+    again = load_detox_method("damp", {"units": "linear_outputs"}).load_or_prepare(generator, DATA)
+    assert calls == ["neurons", "linear_outputs", "linear_outputs"]  # another method: its own artifact
+    reloaded = Aura(units="linear_outputs").load_or_prepare(generator, DATA)
+    assert calls == ["neurons", "linear_outputs", "linear_outputs"] and DetoxArtifact.objects.count() == 3
+    assert torch.equal(reloaded["auroc"], outputs["auroc"]) and torch.equal(again["auroc"], outputs["auroc"])
+    assert reloaded["modules"] == outputs["modules"]
+
+
 @pytest.mark.parametrize("name, params, message", [
     ("damp", {"alpha": 2}, "alpha must be in [0, 1]"),
     ("det_zero", {"num_experts": 0}, "num_experts must be 1 to 10,000,000 (got 0)"),
     ("aura", {"layers": ["a"]}, "layers must be a list of a whole number"),
     ("aura", {"max_texts": 1}, "max_texts must be 2 to 100,000 (got 1)"),
     ("aura", {"alpha": 0.5}, "alpha is not a known parameter"),
+    ("aura", {"units": "heads"}, "units must be one of neurons, linear_outputs (got 'heads')"),
+    ("det_zero", {"units": "Neurons"}, "units must be one of neurons, linear_outputs (got 'Neurons')"),
+    ("damp", {"units": None}, "units must not be empty"),
     ("aura", {"data_file": "/etc/passwd"}, "outside the detox data folders"),
 ])
 def test_parameters_out_of_range_are_rejected(name, params, message):
@@ -181,6 +285,12 @@ def test_a_job_with_aura_runs_end_to_end_and_a_second_job_reuses_the_artifact(ti
     assert second.status == EvaluationJob.Status.DONE, second.error
     assert DetoxArtifact.objects.count() == 1 and second.detox_notes["artifact"] == first.detox_notes["artifact"]
     worker_cache.clear()
+    outputs = services.run_job_inline(services.create_job(
+        **job_args(spec, dataset, method_params={"units": "linear_outputs"}), enqueue=False))
+    assert outputs.status == EvaluationJob.Status.DONE, outputs.error
+    assert DetoxArtifact.objects.count() == 2 and outputs.detox_notes["artifact"]["path"] != artifact.path
+    assert outputs.detox_notes["neurons_changed"] > 0
+    worker_cache.clear()
 
 
 @pytest.mark.django_db
@@ -193,6 +303,9 @@ def test_submit_refuses_missing_data_bad_layers_and_other_architectures(tiny_lla
     with pytest.raises(ApplicationError) as error:
         services.create_job(**job_args(spec, dataset, method_params={"layers": [0, 5]}), enqueue=False)
     assert "layers [5] do not exist: model 'tiny-llama' has 2 decoder layers" in error.value.extra["method"]
+    with pytest.raises(ApplicationError) as error:  # the form, the API and the CLI go through here
+        services.create_job(**job_args(spec, dataset, method_params={"units": "heads"}), enqueue=False)
+    assert "units must be one of neurons, linear_outputs (got 'heads')" in error.value.extra["method_params"]
     other = tmp_path / "bert"
     build_tiny_causal_lm(other, "llama")
     config = json.loads((other / "config.json").read_text())

@@ -1,4 +1,5 @@
-"""DeStein on tiny GPT-2 and Llama: per-head vectors and probe weights, the exact per-head shift, undo."""
+"""DeStein on tiny GPT-2 and Llama: per-head vectors and probe weights, the exact per-head shift, undo;
+and the reference code's variant: read after the projection, (1 + acc) weights, the norm-keeping fusion."""
 import json
 
 import numpy as np
@@ -21,6 +22,7 @@ from tests.evaluation.detox_helpers import (
     prompt_ids,
     tiny_generator,
     watch_input,
+    watch_output,
 )
 from toxplatform.errors import ApplicationError
 
@@ -32,13 +34,14 @@ def generator(request, tmp_path_factory):
     gen.close()
 
 
-def head_outputs(generator, texts, layer, last_tokens=1):
-    """[texts, heads, head_dim]: each head's output averaged over a text's last tokens, one text at a time."""
-    heads, head_dim = head_layout(generator.model)
+def head_outputs(generator, texts, layer, last_tokens=1, where="input"):
+    """[texts, heads, head_dim]: each head's output averaged over a text's last tokens, one text at a time
+    (where="output": the attention output projection's output, cut into as many slices as heads)."""
+    heads, head_dim = head_layout(generator.model, where)
     module = attention_output(decoder_layers(generator.model)[layer])
     found = []
     for text in texts:
-        with watch_input(module) as seen, torch.inference_mode():
+        with (watch_input if where == "input" else watch_output)(module) as seen, torch.inference_mode():
             generator.model(generator.tokenizer(text, return_tensors="pt")["input_ids"])
         found.append(seen["first"][0][0, -last_tokens:].double().mean(dim=0).numpy().reshape(heads, head_dim))
     return np.stack(found)
@@ -109,8 +112,9 @@ def test_only_the_chosen_layers_are_steered(generator):
     assert list(method.shifts()) == [len(decoder_layers(generator.model)) - 1]
 
 
-def test_bit_identical_after_the_context_and_after_an_exception(generator):
-    method = DeStein(alpha=4.0)
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_bit_identical_after_the_context_and_after_an_exception(generator, variant):
+    method = DeStein(alpha=4.0 if variant == "paper" else 0.45, variant=variant)
     method.artifact = method.prepare(generator, DATA)
     before = logits(generator)
     params = GenerationParams(k=2, max_new_tokens=6, seed=5)
@@ -137,6 +141,81 @@ def test_second_load_or_prepare_reuses_the_artifact(generator, settings, tmp_pat
     assert len(calls) == 2 and DetoxArtifact.objects.count() == 2
 
 
+# --- variant="code" (LizLizLi/DeStein) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_code_variant_reads_after_the_projection_with_toxic_minus_nontoxic_and_slice_probes(generator, paired):
+    pairs = [list(pair) for pair in zip(TOXIC, NONTOXIC)] if paired else []
+    artifact = DeStein(layers=[1], last_tokens=3, variant="code").prepare(generator, {**DATA, "pairs": pairs})
+    bad = head_outputs(generator, TOXIC, 1, 3, where="output")
+    good = head_outputs(generator, NONTOXIC, 1, 3, where="output")
+    expected = (bad - good).mean(0) if paired else bad.mean(0) - good.mean(0)
+    np.testing.assert_allclose(artifact["vectors"][0].numpy(), expected, atol=1e-5)
+    labels = np.array([1] * len(TOXIC) + [0] * len(NONTOXIC))
+    both = np.concatenate([bad, good])
+    probes = [probe_accuracy(both[:, h], labels, 0) for h in range(both.shape[1])]
+    assert artifact["accuracy"][0].tolist() == pytest.approx(probes)
+    assert bool(artifact["paired"]) == paired
+
+
+def fused(x, direction, alpha):
+    """x' = ‖x‖ · normalize(x/‖x‖ − alpha · d/‖d‖) per position, in float64."""
+    x = x.double()
+    unit = x / x.norm(dim=-1, keepdim=True) - alpha * direction / direction.norm()
+    return x.norm(dim=-1, keepdim=True) * unit / unit.norm(dim=-1, keepdim=True)
+
+
+def test_code_variant_fuses_every_position_of_the_attention_output(generator):
+    heads, width = head_layout(generator.model, "output")
+    count = len(decoder_layers(generator.model))
+    torch.manual_seed(1)
+    vectors = torch.randn(count, heads, width, dtype=torch.float64)
+    accuracy = torch.rand(count, heads, dtype=torch.float64)
+    method = DeStein(alpha=0.45, variant="code")
+    method.artifact = {"layers": torch.arange(count), "vectors": vectors, "accuracy": accuracy,
+                       "paired": torch.tensor(True)}
+    for layer in range(count):
+        module = attention_output(decoder_layers(generator.model)[layer])
+        with method.applied(generator), watch_input(module) as heads_in, watch_output(module) as seen, \
+                torch.inference_mode():
+            generator.model(prompt_ids(generator))
+        before, after = seen["first"][0], seen["last"][0]
+        direction = ((1 + accuracy[layer]).unsqueeze(-1) * vectors[layer]).reshape(-1)  # slice h × (1 + acc_h)
+        expected = fused(before, direction, 0.45)
+        assert torch.allclose(after.double(), expected, rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(after, before, atol=1e-3)  # it did move
+        assert torch.allclose(after.norm(dim=-1), before.norm(dim=-1), rtol=1e-5)  # norm kept at every position
+        assert torch.equal(heads_in["first"][0], heads_in["last"][0])  # nothing added before the projection
+
+
+def test_code_variant_steers_only_the_chosen_layers(generator):
+    method = DeStein(layers=[-1], variant="code")
+    method.artifact = method.prepare(generator, DATA)
+    layers = decoder_layers(generator.model)
+    with method.applied(generator), watch_output(attention_output(layers[0])) as first, \
+            watch_output(attention_output(layers[-1])) as last, torch.inference_mode():
+        generator.model(prompt_ids(generator))
+    assert torch.equal(first["first"][0], first["last"][0])
+    assert not torch.equal(last["first"][0], last["last"][0])
+    assert method.notes["destein"]["variant"] == "code"
+
+
+@pytest.mark.django_db
+def test_each_variant_prepares_its_own_artifact(generator, settings, tmp_path, monkeypatch):
+    settings.MODEL_CACHE_DIR = tmp_path
+    calls = []
+    original = DeStein.prepare
+    monkeypatch.setattr(DeStein, "prepare", lambda self, g, d: calls.append(self.params["variant"])
+                        or original(self, g, d))
+    paper = DeStein().load_or_prepare(generator, DATA)
+    code = DeStein(variant="code").load_or_prepare(generator, DATA)
+    assert calls == ["paper", "code"] and DetoxArtifact.objects.count() == 2
+    assert not torch.allclose(paper["vectors"].abs(), code["vectors"].abs(), atol=1e-3)
+    again = DeStein(variant="code", alpha=0.45).load_or_prepare(generator, DATA)  # strength only: reused
+    assert calls == ["paper", "code"] and torch.equal(again["vectors"], code["vectors"])
+
+
 def test_a_pairs_file_is_read_and_a_malformed_one_is_rejected(settings, tmp_path):
     settings.DETOX_DATA_ROOTS = [tmp_path]
     lines = [json.dumps({"toxic": f"bad {i}", "nontoxic": f"good {i}"}) for i in range(3)]
@@ -154,6 +233,8 @@ def test_a_pairs_file_is_read_and_a_malformed_one_is_rejected(settings, tmp_path
     ({"alpha": -0.1}, "alpha must be in [0, 100] (got -0.1)"),
     ({"last_tokens": 0}, "last_tokens must be 1 to 64 (got 0)"),
     ({"layers": [0.5]}, "layers must be a list of a whole number"),
+    ({"variant": "reference"}, "variant must be one of paper, code (got 'reference')"),
+    ({"variant": ""}, "variant must be one of paper, code (got '')"),
 ])
 def test_bad_parameters_are_rejected(params, message):
     with pytest.raises(ApplicationError) as error:
