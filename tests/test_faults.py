@@ -15,6 +15,7 @@ message overdue after 2 s); the deployed defaults are 45 s, 15 s and 60 s.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -44,7 +45,7 @@ JOB_TIMEOUT = 180
 # batch_size 1: a resumed chunk's prompts are generated alone as before, so even padding
 # cannot move a logit and every text must be identical to the uninterrupted run's.
 JOB_ARGS = ["--dataset", "faults", "--languages", *LANGUAGES, "--split", "all", "--prompts-per-language",
-            str(PER_LANGUAGE), "--k", "2", "--max-new-tokens", "12", "--seed", "7", "--batch-size", "1",
+            str(PER_LANGUAGE), "--k", "2", "--max-new-tokens", "24", "--seed", "7", "--batch-size", "1",
             "--chunk-size", "3", "--scorer", "lexicon"]
 TASK_RECEIVED = re.compile(r"Task (evaluation\.[a-z_]+)\[[0-9a-f-]+\] received")
 
@@ -65,6 +66,7 @@ class Deployment:
         }
         self.workers: dict[str, list[CeleryWorker]] = {"generate": [], "score": []}
         self.beat: subprocess.Popen | None = None
+        self._reader = None  # the test's own database connection (query)
 
     # --- processes --------------------------------------------------------------------------
 
@@ -114,20 +116,27 @@ class Deployment:
         if self.beat is not None and self.beat.poll() is None:
             os.killpg(self.beat.pid, signal.SIGKILL)
             self.beat.wait(10)
+        if self._reader is not None:
+            self._reader.close()
         self.redis.stop()
         self.pg.stop()
 
     # --- the database, read from outside ------------------------------------------------------
 
     def query(self, sql: str, *params) -> list[tuple]:
-        """One query on a fresh connection, retried while the server restarts."""
+        """One query on a kept connection (polls must be quick: a kill has to land inside a
+        chunk that runs for a fraction of a second), reconnecting while the server restarts."""
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg2.connect(self.pg.url, connect_timeout=2) as conn, conn.cursor() as cursor:
+                if self._reader is None or self._reader.closed:
+                    self._reader = psycopg2.connect(self.pg.url, connect_timeout=2)
+                    self._reader.autocommit = True
+                with self._reader.cursor() as cursor:
                     cursor.execute(sql, params)
                     return cursor.fetchall()
-            except psycopg2.OperationalError:
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self._reader = None
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
@@ -137,8 +146,12 @@ class Deployment:
         row = self.query(f"SELECT {', '.join(columns)} FROM evaluation_evaluationjob WHERE id = %s", job_id)[0]
         return dict(zip(columns, row))
 
+    def job_args(self) -> list[str]:
+        # Perplexity under the model itself: a score chunk runs long enough to be caught and killed.
+        return [*JOB_ARGS, "--scorer", "perplexity:" + json.dumps({"path": str(self.model_dir)})]
+
     def queue_job(self, name: str) -> int:
-        out = self.manage("evaluate", "--queue", "--name", name, "--model", str(self.model_dir), *JOB_ARGS)
+        out = self.manage("evaluate", "--queue", "--name", name, "--model", str(self.model_dir), *self.job_args())
         return int(re.search(r"Queued job (\d+)", out).group(1))
 
     def wait(self, condition, *, timeout: float, what: str, interval: float = 0.05):
@@ -148,6 +161,10 @@ class Deployment:
         self.wait(lambda: self.job(job_id)["status"] in ("done", "failed", "cancelled"), timeout=JOB_TIMEOUT,
                   what=f"job {job_id} to finish", interval=0.2)
         return self.job(job_id)
+
+    def stage_over(self, job_id: int, stage: str) -> bool:
+        return not self.query("SELECT 1 FROM evaluation_chunk WHERE job_id = %s AND stage = %s AND status <> 'done'",
+                              job_id, stage)
 
     def running_chunk(self, job_id: int, stage: str) -> bool:
         return bool(self.query("SELECT 1 FROM evaluation_chunk WHERE job_id = %s AND stage = %s AND status = "
@@ -196,8 +213,8 @@ def deployment(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(deployment):
     """The uninterrupted run: the same job run in one process (`manage.py evaluate`, inline)."""
-    out = deployment.manage("evaluate", "--name", "reference", "--model", str(deployment.model_dir), *JOB_ARGS,
-                            "--no-progress")
+    out = deployment.manage("evaluate", "--name", "reference", "--model", str(deployment.model_dir),
+                            *deployment.job_args(), "--no-progress")
     job_id = int(re.search(r"Job (\d+):", out).group(1))
     results = deployment.results(job_id)
     total = len(LANGUAGES) * PER_LANGUAGE
@@ -273,9 +290,10 @@ def test_postgres_down_for_seconds_mid_job_is_waited_out(deployment, reference):
 def test_a_worker_killed_mid_chunk_is_replaced_and_the_job_ends_exact(deployment, reference, role, stage):
     deployment.ensure_workers()
     job_id = deployment.queue_job(f"killed during {stage}")
-    deployment.wait(lambda: deployment.running_chunk(job_id, stage), timeout=JOB_TIMEOUT,
-                    what=f"a running {stage} chunk", interval=0.02)
+    deployment.wait(lambda: deployment.running_chunk(job_id, stage) or deployment.stage_over(job_id, stage),
+                    timeout=JOB_TIMEOUT, what=f"a running {stage} chunk", interval=0.002)
     victim = deployment.running(role)[0]
+    assert not deployment.stage_over(job_id, stage), f"every {stage} chunk ended before the test caught one running"
     victim.kill()
     assert deployment.job(job_id)["status"] in ("queued", "running")
     deployment.start_worker(role)
@@ -303,8 +321,8 @@ def test_a_frozen_worker_loses_its_claim_when_its_lease_runs_out(deployment, ref
     chunk within lease + sweep seconds and another worker finishes it."""
     deployment.ensure_workers()
     job_id = deployment.queue_job("frozen worker")
-    deployment.wait(lambda: deployment.running_chunk(job_id, "generate"), timeout=JOB_TIMEOUT,
-                    what="a running generate chunk", interval=0.02)
+    deployment.wait(lambda: deployment.running_chunk(job_id, "generate") or deployment.stage_over(job_id, "generate"),
+                    timeout=JOB_TIMEOUT, what="a running generate chunk", interval=0.002)
     frozen = deployment.running("generate")[0]
     os.killpg(frozen.process.pid, signal.SIGSTOP)
     frozen_at = time.monotonic()
