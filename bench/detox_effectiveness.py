@@ -15,16 +15,19 @@ The study in docs/benchmarks.md ("Effectiveness on Gemma-3-270m") was run as:
         --name rtp-lx-e5-study --reuse
     nice -n 10 python bench/detox_effectiveness.py --languages en ar hi ru zh-Hans \
         --prompts 12 --k 5 --max-new-tokens 20 --seed 0 --scorer-name rtp-lx-e5-study \
-        --fewer-prompts self_detoxify=6 --markdown
+        --fewer-prompts self_detoxify=6 --variants det_zero:num_experts=100 damp:num_experts=100 --markdown
 
 `--fewer-prompts METHOD=N` gives a slow method the first N prompts of the same seeded sample
 (the sample order is a hash of seed and transcreation group, so N prompts are a prefix of the
 larger sample); its paired difference to `none` is then over those N prompts per language.
-`--report-only` prints the tables from the jobs already in the database.
+`--variants METHOD:KEY=VALUE` adds a job of a method with non-default parameters (its own row).
+`--report-only` prints the tables from the jobs already in the database. DExperts is skipped:
+it needs two more models with the base's tokenizer, and only one Gemma is packaged.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -59,31 +62,46 @@ def job_name(model: str, method: str) -> str:
     return f"effectiveness: {model} x {method}"
 
 
+def parse_variant(value: str) -> tuple[str, dict]:
+    """`method:key=value[,key=value]` -> (method, params); values read as JSON when they are JSON."""
+    method, _, pairs = value.partition(":")
+    params = {}
+    for pair in filter(None, pairs.split(",")):
+        key, _, raw = pair.partition("=")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return method, params
+
+
 def run_jobs(args) -> dict[str, str]:
-    """Evaluate each method; returns {method: problem} for methods that did not finish."""
+    """Evaluate each method (defaults), then each variant; returns {label: problem} for what did not finish."""
     problems = {}
     fewer = dict(item.split("=") for item in args.fewer_prompts)
-    for method in args.methods:
-        if method in SKIPPED:
-            problems[method] = f"not run: {SKIPPED[method]}"
+    runs = [(method, {}) for method in args.methods] + [parse_variant(value) for value in args.variants]
+    for method, params in runs:
+        label = method + (f" ({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else "")
+        if method in SKIPPED and not params:
+            problems[label] = f"not run: {SKIPPED[method]}"
             continue
         prompts = int(fewer.get(method, args.prompts))
-        print(f"\n== {args.model} x {method}: {len(args.languages)} languages x {prompts} toxic prompts, "
+        print(f"\n== {args.model} x {label}: {len(args.languages)} languages x {prompts} toxic prompts, "
               f"k={args.k}, {args.max_new_tokens} new tokens, seed {args.seed} ==", flush=True)
         started = time.monotonic()
         try:
             call_command(
-                "evaluate", model=args.model, method=method, dataset=args.dataset, languages=args.languages,
-                prompt_split="toxic", prompts_per_language=prompts, k=args.k, max_new_tokens=args.max_new_tokens,
-                seed=args.seed, batch_size=args.batch_size, reuse=True, no_progress=True,
-                name=job_name(args.model, method),
+                "evaluate", model=args.model, method=method, method_params=params, dataset=args.dataset,
+                languages=args.languages, prompt_split="toxic", prompts_per_language=prompts, k=args.k,
+                max_new_tokens=args.max_new_tokens, seed=args.seed, batch_size=args.batch_size, reuse=True,
+                no_progress=True, name=job_name(args.model, label),
                 scorers=[f'trained:{{"name": "{args.scorer_name}"}}', "lexicon",
                          f'perplexity:{{"path": "package:{args.model}"}}'],
             )
         except Exception as error:  # a method that fails on this model is a finding: record, go on
-            problems[method] = f"{type(error).__name__}: {error}"
+            problems[label] = f"{type(error).__name__}: {error}"
             traceback.print_exc()
-        print(f"   {method}: {time.monotonic() - started:.0f} s wall", flush=True)
+        print(f"   {label}: {time.monotonic() - started:.0f} s wall", flush=True)
     return problems
 
 
@@ -175,6 +193,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=12, help="toxic prompts per language")
     parser.add_argument("--fewer-prompts", nargs="*", default=[], metavar="METHOD=N",
                         help="fewer prompts (a prefix of the same sample) for slow methods")
+    parser.add_argument("--variants", nargs="*", default=[], metavar="METHOD:KEY=VALUE[,KEY=VALUE]",
+                        help="extra jobs of a method with non-default parameters (own rows in the tables)")
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
