@@ -170,7 +170,9 @@ class SelfDetoxify(DetoxMethod):
             state["reading"] = True
             try:
                 with torch.inference_mode():
-                    model(input_ids=ids, attention_mask=mask, use_cache=False)
+                    # Only the heads' outputs are read: logits at one position, not over the whole
+                    # vocabulary at every position (Gemma's 262k rows cost more than the layers).
+                    model(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=1)
             finally:
                 state["reading"] = False
             rows_index = torch.arange(len(rows), device=model.device)
