@@ -62,3 +62,12 @@ def watch_output(module):
 
 def assert_no_hooks(model):
     assert all(not m._forward_pre_hooks and not m._forward_hooks for m in model.modules())
+
+
+def written_artifacts(cache_dir) -> dict:
+    """Every prepared artifact file under a model cache -> (inode, mtime): a preparation writes
+    its directory anew, a reuse only reads, so an unchanged dict means nothing was prepared."""
+    from pathlib import Path
+
+    return {str(path): (path.stat().st_ino, path.stat().st_mtime_ns)
+            for path in sorted(Path(cache_dir, "artifacts").rglob("*")) if path.is_file()}

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 from evaluation import services, worker_cache
 from evaluation.detox import load_detox_method
 from evaluation.detox.anatomy import in_features, mlp_linear_modules, mlp_neurons, out_features
-from evaluation.detox.aura import Aura, _NeuronExperts, auroc_per_unit
+from evaluation.detox.aura import Aura, auroc_per_unit
 from evaluation.detox.base import decoder_layers
 from evaluation.generators import GenerationParams
 from evaluation.models import DetoxArtifact, EvaluationJob
@@ -24,6 +24,7 @@ from tests.evaluation.detox_helpers import (
     tiny_generator,
     watch_input,
     watch_output,
+    written_artifacts,
 )
 from tests.tiny_models import build_tiny_causal_lm
 from tests.worker_utils import make_dataset, model_spec_for
@@ -120,17 +121,15 @@ def test_model_is_bit_identical_after_the_context_and_after_an_exception(generat
 
 
 @pytest.mark.django_db
-def test_second_load_or_prepare_reuses_the_artifact_also_with_another_alpha(generator, settings, tmp_path, monkeypatch):
+def test_second_load_or_prepare_reuses_the_artifact_also_with_another_alpha(generator, settings, tmp_path):
     settings.MODEL_CACHE_DIR = tmp_path
-    calls = []
-    original = _NeuronExperts.prepare
-    monkeypatch.setattr(_NeuronExperts, "prepare", lambda self, g, d: calls.append(self.name) or original(self, g, d))
     first = load_detox_method("damp", {"alpha": 0.5}).load_or_prepare(generator, DATA)
+    written = written_artifacts(tmp_path)
     again = load_detox_method("damp", {"alpha": 0.1, "num_experts": 3})  # strength only: same neurons
     assert torch.equal(again.load_or_prepare(generator, DATA)["auroc"], first["auroc"])
-    assert calls == ["damp"] and DetoxArtifact.objects.count() == 1
+    assert DetoxArtifact.objects.count() == 1 and written_artifacts(tmp_path) == written  # read, not written
     load_detox_method("damp", {"layers": [0]}).load_or_prepare(generator, DATA)  # other layers: prepared anew
-    assert calls == ["damp", "damp"] and DetoxArtifact.objects.count() == 2
+    assert DetoxArtifact.objects.count() == 2
 
 
 # --- units="linear_outputs" (apple/ml-aura) --------------------------------------------------
@@ -212,20 +211,17 @@ def test_linear_outputs_hooks_only_modules_with_an_expert(generator):
 
 
 @pytest.mark.django_db
-def test_each_units_choice_prepares_its_own_artifact(generator, settings, tmp_path, monkeypatch):
+def test_each_units_choice_prepares_its_own_artifact(generator, settings, tmp_path):
     settings.MODEL_CACHE_DIR = tmp_path
-    calls = []
-    original = _NeuronExperts.prepare
-    monkeypatch.setattr(_NeuronExperts, "prepare", lambda self, g, d: calls.append(self.params["units"])
-                        or original(self, g, d))
     neurons = Aura().load_or_prepare(generator, DATA)
     outputs = Aura(units="linear_outputs").load_or_prepare(generator, DATA)
-    assert calls == ["neurons", "linear_outputs"] and DetoxArtifact.objects.count() == 2
+    assert DetoxArtifact.objects.count() == 2
     assert "modules" not in neurons and outputs["auroc"].shape[1] == int(outputs["widths"].sum())
     again = load_detox_method("damp", {"units": "linear_outputs"}).load_or_prepare(generator, DATA)
-    assert calls == ["neurons", "linear_outputs", "linear_outputs"]  # another method: its own artifact
+    assert DetoxArtifact.objects.count() == 3  # another method: its own artifact
+    written = written_artifacts(tmp_path)
     reloaded = Aura(units="linear_outputs").load_or_prepare(generator, DATA)
-    assert calls == ["neurons", "linear_outputs", "linear_outputs"] and DetoxArtifact.objects.count() == 3
+    assert DetoxArtifact.objects.count() == 3 and written_artifacts(tmp_path) == written  # reused
     assert torch.equal(reloaded["auroc"], outputs["auroc"]) and torch.equal(again["auroc"], outputs["auroc"])
     assert reloaded["modules"] == outputs["modules"]
 

@@ -8,7 +8,15 @@ from evaluation.detox.base import decoder_layers
 from evaluation.detox.toxic_vector import ToxicVector, train_probe, value_vectors
 from evaluation.generators import GenerationParams
 from evaluation.models import DetoxArtifact
-from tests.evaluation.detox_helpers import DATA, PROMPTS, assert_no_hooks, logits, prompt_ids, tiny_generator
+from tests.evaluation.detox_helpers import (
+    DATA,
+    PROMPTS,
+    assert_no_hooks,
+    logits,
+    prompt_ids,
+    tiny_generator,
+    written_artifacts,
+)
 from toxplatform.errors import ApplicationError
 
 
@@ -137,14 +145,12 @@ def test_bit_identical_after_the_context_and_after_an_exception(generator, prepa
 
 
 @pytest.mark.django_db
-def test_second_load_or_prepare_reuses_the_probe(generator, settings, tmp_path, monkeypatch):
+def test_second_load_or_prepare_reuses_the_probe(generator, settings, tmp_path):
     settings.MODEL_CACHE_DIR = tmp_path
-    calls = []
-    original = ToxicVector.prepare
-    monkeypatch.setattr(ToxicVector, "prepare", lambda self, g, d: calls.append(1) or original(self, g, d))
     first = ToxicVector(alpha=10).load_or_prepare(generator, DATA)
+    written = written_artifacts(tmp_path)
     second = ToxicVector(alpha=20, layers=[0], vector="mlp_value").load_or_prepare(generator, DATA)
-    assert torch.equal(first["probe"], second["probe"]) and len(calls) == 1
+    assert torch.equal(first["probe"], second["probe"]) and written_artifacts(tmp_path) == written
     assert DetoxArtifact.objects.count() == 1
 
 
