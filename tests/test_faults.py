@@ -70,10 +70,12 @@ class Deployment:
 
     # --- processes --------------------------------------------------------------------------
 
+    def process_env(self) -> dict:
+        return {**os.environ, "DJANGO_SETTINGS_MODULE": "toxplatform.settings", **self.env}
+
     def manage(self, *args: str) -> str:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "toxplatform.settings", **self.env}
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.process_env(),
+                              capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
@@ -93,12 +95,11 @@ class Deployment:
             if not self.running(role):
                 self.start_worker(role)
         if self.beat is None or self.beat.poll() is not None:
-            env = {**os.environ, "DJANGO_SETTINGS_MODULE": "toxplatform.settings", **self.env}
             log = open(self.folder / "beat.log", "ab")
             self.beat = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "toxplatform", "beat", "--loglevel=info",
                  "--schedule", str(self.folder / "beat-schedule")],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                cwd=ROOT, env=self.process_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
         """Every process's latest lines (what wait_for shows when a wait times out)."""

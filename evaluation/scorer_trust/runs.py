@@ -14,23 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from evaluation.scorer_trust.models import RunStatus, ScorerEvaluation, TrainingRun
 from evaluation.services.claims import (  # one notion of who holds a claim, and for how long
     Lease,
+    claim_is_stale,
     claim_lease,
     claim_token,
-    holder_is_dead,
+    claimable,
+    hand_back,
     max_chunk_attempts,
-    outage_message,
-    renew_lease,
-    retry_while_unavailable,
 )
 from evaluation.services.dispatch import overdue, record_send, send
 from toxplatform import queues
-from toxplatform.errors import ApplicationError, TransientError, is_infrastructure_outage
+from toxplatform.errors import ApplicationError, is_infrastructure_outage
 
 logger = logging.getLogger(__name__)
 # Each kind of run and the task that runs it.
@@ -48,14 +47,12 @@ def claim(model, pk: int):
     if row is None or row.is_terminal:
         return None
     now = timezone.now()
-    allowed = Q(status=RunStatus.QUEUED) | Q(status=RunStatus.RUNNING, deadline__lt=now)
-    if row.status == RunStatus.RUNNING and holder_is_dead(row.worker):
-        allowed |= Q(status=RunStatus.RUNNING, worker=row.worker)
-    if row.attempts >= max_chunk_attempts() and model.objects.filter(Q(pk=pk) & allowed).exists():
+    allowed = claimable(row, now, queued=RunStatus.QUEUED, running=RunStatus.RUNNING)
+    if row.attempts >= max_chunk_attempts() and model.objects.filter(allowed, pk=pk).exists():
         fail(row, ApplicationError(f"Given up after {row.attempts} attempts (its worker stopped or ran out "
                                    "of time each time)"))
         return None
-    won = model.objects.filter(Q(pk=pk) & allowed).update(
+    won = model.objects.filter(allowed, pk=pk).update(
         status=RunStatus.RUNNING, worker=claim_token(), started_at=now, error="",
         deadline=now + claim_lease(), attempts=F("attempts") + 1,
     )
@@ -82,15 +79,14 @@ def execute(model, pk: int, work: Callable, progress=None):
 
     mine = model.objects.filter(pk=row.pk, status=RunStatus.RUNNING, worker=row.worker)
     try:
-        with Lease(lambda deadline: renew_lease(mine, deadline), name=f"{model.__name__} {pk}"):
+        with Lease(mine, name=f"{model.__name__} {pk}"):
             work(row, step)
     except Cancelled as error:
         fail(row, error)
     except Exception as error:  # recorded on the run (a soft time limit too)
         if is_infrastructure_outage(error):
-            retry_while_unavailable(lambda: bool(mine.update(
-                status=RunStatus.QUEUED, deadline=None, attempts=F("attempts") - 1, error=outage_message(error))))
-            raise TransientError(f"Database or broker unavailable: {type(error).__name__}") from error
+            raise hand_back(error, lambda message: mine.update(
+                status=RunStatus.QUEUED, deadline=None, attempts=F("attempts") - 1, error=message)) from error
         if not isinstance(error, ApplicationError):
             logger.exception("%s %s failed", model.__name__, pk)
         fail(row, error)
@@ -117,8 +113,7 @@ def resume_stale_runs(now=None) -> int:
     sent = 0
     for model in TASKS:
         for row in model.objects.filter(status=RunStatus.RUNNING):
-            stale = row.deadline is None or row.deadline < now or holder_is_dead(row.worker)
-            if stale:
+            if claim_is_stale(row, now):
                 model.objects.filter(pk=row.pk, status=RunStatus.RUNNING, worker=row.worker).update(
                     status=RunStatus.QUEUED, deadline=None, sent_at=None)
         for row in model.objects.filter(status=RunStatus.QUEUED):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -78,32 +78,38 @@ def claim_lease() -> timedelta:
 
 
 class Lease:
-    """Keeps a claim alive while the work runs: `renew(deadline)` every quarter lease, from a
-    thread with its own database connection (so a long batch, a model load or a training
-    step does not look like a dead holder). A failed renewal (database briefly down) is
-    logged and tried again; if the database stays away longer than the lease, another worker
-    may take over and this one stops at its next check (still_holding, runs.progress).
+    """Keeps a claim alive while the work runs: every quarter lease, from a thread with its
+    own database connection, moves the deadline of `rows` (a queryset naming the row and its
+    holder) one lease ahead, so a long batch, a model load or a training step does not look
+    like a dead holder. A renewal never waits for a row lock (SKIP LOCKED: the next one tries
+    again); a failed one (database briefly down) is logged and tried again. If the database
+    stays away longer than the lease, another worker may take over and this one stops at
+    its next check (still_holding, runs.record_progress).
 
-        with Lease(lambda deadline: renew_lease(rows, deadline), name="chunk 12"):
+        with Lease(Chunk.objects.filter(pk=..., status=RUNNING, worker=token), name="chunk 12"):
             work()
     """
 
-    def __init__(self, renew: Callable[[object], object], *, name: str):
-        self.renew = renew
+    def __init__(self, rows, *, name: str):
+        self.rows = rows
         self.name = name
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"claim-lease-{name}", daemon=True)
+
+    def renew(self) -> bool:
+        with transaction.atomic():
+            mine = list(self.rows.select_for_update(skip_locked=True).values_list("pk", flat=True))
+            return bool(self.rows.model.objects.filter(pk__in=mine).update(deadline=timezone.now() + claim_lease()))
 
     def _run(self) -> None:
         interval = claim_lease().total_seconds() / 4
         try:
             while not self.stopping.wait(interval):
                 try:
-                    self.renew(timezone.now() + claim_lease())
+                    self.renew()
                 except Exception:  # noqa: BLE001 - a renewal must never take the work down
                     logger.warning("could not renew the claim on %s", self.name, exc_info=True)
-                    close_old_connections()
-                    connection.close()
+                    connection.close()  # this thread's broken connection: a fresh one next time
         finally:
             connection.close()  # this thread's own connection
 
@@ -116,20 +122,21 @@ class Lease:
         self.thread.join(timeout=10)
 
 
-def renew_lease(rows, deadline) -> bool:
-    """Move the deadline of the claimed rows (a queryset that names the holder). Never waits
-    for a row lock: a row locked by someone else is skipped (the next renewal tries again)."""
-    with transaction.atomic():
-        mine = list(rows.select_for_update(skip_locked=True).values_list("pk", flat=True))
-        return bool(rows.model.objects.filter(pk__in=mine).update(deadline=deadline))
+def claimable(row, now, *, queued: str, running: str) -> Q:
+    """Which states of `row` (a chunk or a scorer-trust run) may be claimed now: queued, a
+    running claim whose lease ran out, or one whose holder is gone from this host."""
+    allowed = Q(status=queued) | Q(status=running, deadline__lt=now)
+    if row.status == running and holder_is_dead(row.worker):
+        allowed |= Q(status=running, worker=row.worker)
+    return allowed
 
 
-def chunk_lease(chunk: Chunk) -> Lease:
-    mine = Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker)
-    return Lease(lambda deadline: renew_lease(mine, deadline), name=f"chunk {chunk.pk}")
+def claim_is_stale(row, now) -> bool:
+    """Is `row`'s RUNNING claim one its holder no longer keeps (for the sweeper)?"""
+    return row.deadline is None or row.deadline < now or holder_is_dead(row.worker)
 
 
-def retry_while_unavailable(action: Callable[[], bool], *, patience: float | None = None) -> bool:
+def retry_while_unavailable(action: Callable[[], object], *, patience: float | None = None) -> bool:
     """Do `action` (a small database write, e.g. handing a claim back) although the database
     just went away: reconnect and try again with backoff for up to `patience` seconds
     (default: one lease). False when it stayed away: the lease runs out instead."""
@@ -139,7 +146,8 @@ def retry_while_unavailable(action: Callable[[], bool], *, patience: float | Non
     while True:
         connection.close()  # a broken connection is not reused
         try:
-            return action()
+            action()
+            return True
         except Exception as again:  # noqa: BLE001
             if not is_infrastructure_outage(again) or time.monotonic() + pause > deadline:
                 logger.warning("database still unavailable; the claim's lease will run out instead")
@@ -148,8 +156,13 @@ def retry_while_unavailable(action: Callable[[], bool], *, patience: float | Non
         pause = min(pause * 2, 5)
 
 
-def outage_message(error: BaseException) -> str:
-    return f"Interrupted: {type(error).__name__} (database or broker unavailable); tried again when it answers"
+def hand_back(error: BaseException, release: Callable[[str], object]) -> TransientError:
+    """After an outage: `release(message)` hands the claim back (the attempt refunded), retried
+    while the database is away; returns the TransientError the caller raises, so that the
+    task retries with backoff (and the sweeper re-sends if that message is lost too)."""
+    retry_while_unavailable(lambda: release(
+        f"Interrupted: {type(error).__name__} (database or broker unavailable); tried again when it answers"))
+    return TransientError(f"Database or broker unavailable: {type(error).__name__}")
 
 
 def claim_chunk(chunk_id: int) -> Chunk | None:
@@ -164,13 +177,11 @@ def claim_chunk(chunk_id: int) -> Chunk | None:
     if chunk.job.status not in EvaluationJob.ACTIVE or chunk.job.cancel_requested:
         return None
     now = timezone.now()
-    claimable = Q(status=Chunk.Status.QUEUED) | Q(status=Chunk.Status.RUNNING, deadline__lt=now)
-    if chunk.status == Chunk.Status.RUNNING and holder_is_dead(chunk.worker):
-        claimable |= Q(status=Chunk.Status.RUNNING, worker=chunk.worker)
-    if chunk.attempts_since_resume >= max_chunk_attempts() and Chunk.objects.filter(claimable, pk=chunk_id).exists():
+    allowed = claimable(chunk, now, queued=Chunk.Status.QUEUED, running=Chunk.Status.RUNNING)
+    if chunk.attempts_since_resume >= max_chunk_attempts() and Chunk.objects.filter(allowed, pk=chunk_id).exists():
         state.fail_chunk_and_job(chunk, _out_of_attempts_message(chunk))
         return None
-    if not state.claim(chunk_id, claimable, token=claim_token(), now=now, deadline=now + claim_lease(),
+    if not state.claim(chunk_id, allowed, token=claim_token(), now=now, deadline=now + claim_lease(),
                        max_attempts=max_chunk_attempts()):
         return None
     state.start_job(chunk.job_id, now)
@@ -219,7 +230,8 @@ def run_claimed(chunk: Chunk, work: Callable[[], None], complete: Callable[[], b
     chunk and the job with a readable message.
     """
     try:
-        with chunk_lease(chunk):
+        with Lease(Chunk.objects.filter(pk=chunk.pk, status=Chunk.Status.RUNNING, worker=chunk.worker),
+                   name=f"chunk {chunk.pk}"):
             work()
         # Inside the try: a holder that cannot record its end (the database went away just
         # now) hands the claim back like any outage, instead of sitting on it.
@@ -236,14 +248,8 @@ def run_claimed(chunk: Chunk, work: Callable[[], None], complete: Callable[[], b
     except Exception as error:  # noqa: BLE001 - any failure must reach the job page, not just a log
         if is_infrastructure_outage(error):
             logger.warning("chunk %s (%s %s): %s; handing it back", chunk.pk, chunk.stage, chunk.index, error)
-            release_after_outage(chunk, error)
-            raise TransientError(f"Database or broker unavailable: {type(error).__name__}") from error
+            raise hand_back(error, lambda message: state.release_chunk(chunk, message, refund_attempt=True)) from error
         logger.exception("chunk %s (%s %s) of job %s failed", chunk.pk, chunk.stage, chunk.index, chunk.job_id)
         state.fail_chunk_and_job(chunk, describe_failure(error))
         return False
 
-
-def release_after_outage(chunk: Chunk, error: BaseException) -> bool:
-    """Hand a claim back after its work lost the database or the broker, refunding the attempt."""
-    return retry_while_unavailable(
-        lambda: state.release_chunk(chunk, outage_message(error), refund_attempt=True))

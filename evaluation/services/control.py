@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from evaluation.models import Chunk, EvaluationJob
 from evaluation.services import state
-from evaluation.services.claims import holder_is_dead, max_chunk_attempts
+from evaluation.services.claims import claim_is_stale, max_chunk_attempts
 from evaluation.services.dispatch import overdue, send_finalize, send_generate, send_score
 from evaluation.services.finalize import finalize_job
 from evaluation.services.stages import run_chunk
@@ -66,8 +66,8 @@ def resume_stale_jobs(now=None) -> int:
     for job in EvaluationJob.objects.filter(status__in=(*EvaluationJob.ACTIVE, Status.FINALIZING)):
         with transaction.atomic():
             freed = _release_stale_claims(job)
-            late = [chunk for chunk in job.chunks.filter(status=Chunk.Status.QUEUED)
-                    if chunk.pk not in {c.pk for c in freed} and overdue(chunk.sent_at, chunk.sends, now)]
+            late = [chunk for chunk in job.chunks.filter(status=Chunk.Status.QUEUED).exclude(pk__in=[c.pk for c in freed])
+                    if overdue(chunk.sent_at, chunk.sends, now)]
             finalize = (not job.chunks.exclude(status=Chunk.Status.DONE).exists()
                         and overdue(job.finalize_sent_at, 1, now))
             resent = _resend(job, freed + late, finalize=finalize, send=True)
@@ -92,8 +92,7 @@ def _release_stale_claims(job: EvaluationJob) -> list[Chunk]:
     now = timezone.now()
     freed = []
     for chunk in job.chunks.filter(status=Chunk.Status.RUNNING):
-        stale = chunk.deadline is None or chunk.deadline < now or holder_is_dead(chunk.worker)
-        if stale and state.free_stale_chunk(chunk):
+        if claim_is_stale(chunk, now) and state.free_stale_chunk(chunk):
             chunk.status = Chunk.Status.QUEUED
             freed.append(chunk)
     return freed
