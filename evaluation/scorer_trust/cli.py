@@ -59,13 +59,20 @@ def parse_json_object(option: str, value: str | None) -> dict:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as error:
-        raise CommandError(f"{option}: not valid JSON ({error})") from None
+        raise CommandError(f"{option} are not valid JSON ({error})") from None
     if not isinstance(parsed, dict):
-        raise CommandError(f"{option}: must be a JSON object")
+        raise CommandError(f"{option} must be a JSON object")
     return parsed
 
 
 def parse_scorer(value: str) -> dict:
-    """`name` or `name:{"param": ...}` (as manage.py evaluate --scorer)."""
+    """`name` or `name:{"param": ...}` (JSON params after the first colon): the --scorer of
+    `manage.py evaluate` and `manage.py evaluate_scorer`."""
     name, sep, params = value.partition(":")
-    return {"name": name, "params": parse_json_object(f"--scorer {name}", params) if sep else {}}
+    if not sep:
+        return {"name": name, "params": {}}
+    if not params.strip():
+        from django.core.management.base import CommandError
+
+        raise CommandError(f"--scorer {value!r}: parameters are not valid JSON (nothing after ':')")
+    return {"name": name, "params": parse_json_object(f"--scorer {value!r}: parameters", params)}

@@ -198,7 +198,7 @@ class ImportedScoreSet(models.Model):
         constraints = [models.UniqueConstraint(fields=["dataset", "name"], name="unique_imported_score_set")]
 
     def __str__(self) -> str:
-        return f"imported:{self.name}"
+        return self.scorer_key
 
     @property
     def scorer_key(self) -> str:

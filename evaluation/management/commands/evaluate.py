@@ -13,22 +13,9 @@ from evaluation import selectors, services
 from evaluation.job_parameters import JOB_PARAMETERS
 from evaluation.metric_columns import COLUMNS
 from evaluation.results import job_results
+from evaluation.scorer_trust.cli import parse_scorer
 from toxplatform.commands import ApplicationCommand
 from toxplatform.param_fields import add_argument
-
-
-def parse_scorer(value: str) -> dict:
-    """`name` or `name:{"param": ...}` (JSON params after the first colon)."""
-    name, sep, params = value.partition(":")
-    if not sep:
-        return {"name": name, "params": {}}
-    try:
-        parsed = json.loads(params)
-    except json.JSONDecodeError as error:
-        raise CommandError(f"--scorer {value!r}: parameters are not valid JSON ({error})") from None
-    if not isinstance(parsed, dict):
-        raise CommandError(f"--scorer {value!r}: parameters must be a JSON object")
-    return {"name": name, "params": parsed}
 
 
 def parse_method_param(value: str) -> tuple[str, object]:
