@@ -2,12 +2,19 @@
 import json
 
 from django import template
+from django.utils.dateparse import parse_datetime
 
 from evaluation import charts
 from evaluation.metric_columns import variant_label as _variant_label
 from evaluation.scorers.measures import measure_of
 
 register = template.Library()
+
+
+@register.filter
+def stored_datetime(value: str):
+    """An ISO time stored in JSON (a job's history) as a datetime, for the `date` filter."""
+    return parse_datetime(value) if isinstance(value, str) else None
 
 
 @register.filter

@@ -1,18 +1,24 @@
 """A researcher's tools on a finished job, in a real browser: compare it with another job
 (pick B, read the per-language differences) and run it again from a filled-in form."""
+import os
+from pathlib import Path
+
 import pytest
 
-from evaluation.models import EvaluationJob
+from evaluation.models import Chunk, EvaluationJob
 from tests.browser.pictures import readme_picture
 from tests.browser.test_leaderboard import log_in
-from tests.evaluation.results_data import make_dataset, make_user
+from tests.evaluation.results_data import make_dataset, make_job, make_user
 from tests.evaluation.test_comparison import scored_job
+from tests.worker_utils import flush_broker
 from toxplatform.accounts.models import Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 # The mini dataset has five prompts: the smallest sign-flip p-value of five pairs is 2/32, so
 # the clear difference below is shown but not marked significant (the page says why).
+# Where a test leaves a picture of the page for a person to look at (not committed).
+SCREENSHOTS = Path(os.environ.get("TOXPLATFORM_SCREENSHOTS", "/tmp"))
 PROMPTS = [("en", "1"), ("en", "2"), ("ar", "1"), ("ar", "2"), ("de", "1")]
 
 
@@ -61,3 +67,22 @@ def test_run_a_job_again_with_another_method(page):
     assert EvaluationJob.objects.count() == 1
     assert page.get_by_label("Seed").input_value() == "17"  # nothing typed is lost
     assert page.page_errors == []
+
+
+def test_resume_a_failed_job_from_its_page_and_read_its_history(page):
+    """The owner resumes a failed job; the page says what was resumed and what it cleared."""
+    flush_broker()
+    job = make_job("gemma-3-270m", "none", make_dataset(), status=EvaluationJob.Status.FAILED,
+                   error="The generate chunk 0 was given up after 3 attempts.", user=make_user("res", Role.RESEARCHER))
+    Chunk.objects.create(job=job, stage=Chunk.Stage.GENERATE, index=0, status=Chunk.Status.FAILED, attempts=3)
+    try:
+        log_in(page, "res", f"/evaluation/jobs/{job.pk}/")
+        page.get_by_role("button", name="Resume job").click()
+        history = page.locator("[data-job-history]")
+        history.wait_for()
+        assert "resumed by res (was failed: The generate chunk 0 was given up after 3 attempts.)" in history.inner_text()
+        assert "Job %d was resumed: 1 chunk(s) queued again." % job.pk in page.content()
+        page.screenshot(path=str(SCREENSHOTS / "job-resumed.png"), full_page=True)
+        assert page.page_errors == []
+    finally:
+        flush_broker()
